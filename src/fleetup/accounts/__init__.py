@@ -1,0 +1,1 @@
+"""The people who use fleetup and the API tokens their scripts hold."""

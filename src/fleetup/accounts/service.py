@@ -1,0 +1,103 @@
+"""Users, sign-in and API tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleetup.accounts.models import ApiToken, User
+from fleetup.accounts.schemas import UserIn
+from fleetup.core.audit import snapshot
+from fleetup.core.context import Ctx
+from fleetup.core.errors import Conflict, NotFound
+from fleetup.core.security import (
+    Principal,
+    check_password,
+    hash_password,
+    new_token,
+    token_digest,
+)
+
+# Checked against when the username is unknown, so a wrong name costs as long as a wrong
+# password and sign-in does not reveal which users exist.
+_DUMMY_HASH = hash_password("not a real password, never matches")
+
+
+def get_user(session: Session, *, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"no user {username!r}")
+    return user
+
+
+def get_user_by_id(session: Session, *, user_id: int) -> User | None:
+    return session.get(User, user_id)
+
+
+def get_all_users(session: Session) -> Sequence[User]:
+    return session.scalars(select(User).order_by(User.username)).all()
+
+
+def create_user(ctx: Ctx, data: UserIn) -> User:
+    if ctx.session.scalar(select(User.id).where(User.username == data.username)) is not None:
+        raise Conflict(f"user {data.username!r} exists already")
+    user = User(
+        username=data.username,
+        display_name=data.display_name or data.username,
+        email=data.email,
+        phone=data.phone,
+        role=data.role,
+        password_hash=hash_password(data.password),
+        language=data.language,
+        created_at=ctx.now(),
+    )
+    ctx.session.add(user)
+    ctx.audit("create", user, None)
+    return user
+
+
+def authenticate(session: Session, *, username: str, password: str) -> User | None:
+    """The active user with this name and password, or None."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        check_password(_DUMMY_HASH, password)
+        return None
+    if not user.active or not check_password(user.password_hash, password):
+        return None
+    return user
+
+
+def principal_for(user: User, *, via: str) -> Principal:
+    return Principal(user_id=user.id, username=user.username, role=user.role, via=via)
+
+
+def create_token(ctx: Ctx, *, user: User, name: str) -> tuple[ApiToken, str]:
+    """Make an API token for ``user``; the plain token is returned once and never stored."""
+    plain = new_token()
+    token = ApiToken(user_id=user.id, name=name, digest=token_digest(plain), created_at=ctx.now())
+    ctx.session.add(token)
+    ctx.audit("create", token, None)
+    return token, plain
+
+
+def revoke_token(ctx: Ctx, *, token_id: int, user: User) -> None:
+    token = ctx.session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id:
+        raise NotFound(f"no token {token_id} for user {user.username!r}")
+    if token.revoked_at is None:
+        before = snapshot(token)
+        token.revoked_at = ctx.now()
+        ctx.audit("revoke", token, before)
+
+
+def principal_from_token(session: Session, plain: str) -> Principal | None:
+    row = session.execute(
+        select(ApiToken, User)
+        .join(User)
+        .where(ApiToken.digest == token_digest(plain), ApiToken.revoked_at.is_(None))
+    ).one_or_none()
+    if row is None or not row.User.active:
+        return None
+    return principal_for(row.User, via="token")

@@ -1,0 +1,74 @@
+"""Who may call which route: every route states its rule, and a route without one refuses.
+
+``allow(Role.viewer, ...)`` is a dependency that admits a signed-in user or token holder whose
+role is listed (admins are always admitted); ``public()`` admits anyone and says so explicitly.
+``GuardedRoute`` is the route class of every router: when the rule is missing it answers 403
+whatever the handler would have done, so forgetting a rule fails closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
+
+from fastapi import Depends, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+
+from fleetup.api.deps import current_principal, optional_principal
+from fleetup.core.security import ALL_ROLES, Principal, Role
+
+RULE_ATTR = "__fleetup_rule__"
+
+
+def allow(*roles: Role) -> Any:
+    """Admit principals with one of ``roles`` (and admins); 401 when nobody is signed in."""
+    admitted = frozenset(roles) | {Role.admin}
+
+    def rule(principal: Principal = Depends(current_principal)) -> Principal:
+        if principal.role not in admitted:
+            raise HTTPException(403, f"the {principal.role.value} role may not do this")
+        return principal
+
+    setattr(rule, RULE_ATTR, admitted)
+    return Depends(rule)
+
+
+def public() -> Any:
+    """Admit anyone; the principal, if any, is passed on."""
+
+    def rule(principal: Principal | None = Depends(optional_principal)) -> Principal | None:
+        return principal
+
+    setattr(rule, RULE_ATTR, ALL_ROLES | {"anonymous"})
+    return Depends(rule)
+
+
+def route_rule(dependant: Dependant) -> frozenset[Any] | None:
+    """The roles a route admits, found among its dependencies; None when it has no rule."""
+    for sub in dependant.dependencies:
+        rule = getattr(sub.call, RULE_ATTR, None)
+        if rule is not None:
+            return frozenset(rule)
+        found = route_rule(sub)
+        if found is not None:
+            return found
+    return None
+
+
+def _refuse() -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    async def handler(_request: Request) -> Response:
+        raise HTTPException(403, "this route has no access rule, so it refuses everyone")
+
+    return handler
+
+
+class GuardedRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        if route_rule(self.dependant) is None:
+            return _refuse()
+        return super().get_route_handler()
+
+
+READERS: Iterable[Role] = (Role.viewer, Role.technician, Role.on_call, Role.manager)

@@ -1,0 +1,48 @@
+"""Builds the ASGI application: API, web pages and static files over one set of server parts."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from fleetup import __version__, web
+from fleetup.api import problems
+from fleetup.api.access import GuardedRoute, public
+from fleetup.api.deps import Server
+from fleetup.api.v1 import router as v1_router
+from fleetup.core.clock import Clock, SystemClock
+from fleetup.core.config import Settings
+from fleetup.core.db import make_engine, session_factory
+from fleetup.core.security import Signer
+
+
+def build_server(settings: Settings, clock: Clock | None = None) -> Server:
+    engine = make_engine(settings.effective_database_url)
+    return Server(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        clock=clock or SystemClock(),
+        signer=Signer(settings.effective_secret_key()),
+    )
+
+
+def create_app(parts: Server) -> FastAPI:
+    """The application for an already built ``Server`` (its schema must be migrated)."""
+    app = FastAPI(
+        title="fleetup",
+        version=__version__,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.router.route_class = GuardedRoute
+    app.state.server = parts
+    problems.install(app)
+    app.include_router(v1_router)
+
+    @app.get("/healthz", dependencies=[public()], tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    web.mount(app)
+    return app

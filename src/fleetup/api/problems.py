@@ -1,0 +1,89 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``).
+
+Every error body has ``type``, ``title``, ``status`` and ``detail``; validation errors add
+``errors``: one entry per field, with its dotted location, so a client can point at it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from fleetup.core.errors import FleetupError, InvalidInput
+
+MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger(__name__)
+
+
+def problem(
+    status: int, title: str, detail: str, *, errors: list[dict[str, Any]] | None = None
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    body["detail"] = detail
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
+        source, rest = parts[0], parts[1:]
+        return ".".join(rest) if rest and source == "body" else ".".join([source, *rest])
+    return ".".join(parts)
+
+
+def install(app: FastAPI) -> None:
+    """Register the problem+json handlers on ``app``."""
+
+    @app.exception_handler(FleetupError)
+    async def _fleetup_error(_request: Request, error: FleetupError) -> JSONResponse:
+        errors = None
+        if isinstance(error, InvalidInput):
+            errors = [
+                {"field": p.field, "message": p.message}
+                | ({"row": p.row} if p.row is not None else {})
+                for p in error.problems
+            ]
+        return problem(error.status, error.title, error.message, errors=errors)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _location(tuple(item["loc"])), "message": item["msg"]}
+            for item in error.errors()
+        ]
+        named = ", ".join(sorted({e["field"] or "body" for e in errors}))
+        return problem(422, "Invalid input", f"check these fields: {named}", errors=errors)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_request: Request, error: HTTPException) -> JSONResponse:
+        response = problem(
+            error.status_code, _TITLES.get(error.status_code, "Error"), str(error.detail)
+        )
+        if error.headers:
+            response.headers.update(error.headers)
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=error)
+        return problem(500, "Internal server error", "the server failed; the error is logged")
+
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Invalid input",
+}

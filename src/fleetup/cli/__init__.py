@@ -1,0 +1,16 @@
+"""The ``fleetup`` command: one Typer app, with a module per group of commands."""
+
+from __future__ import annotations
+
+import typer
+
+from fleetup.cli import admin, serve
+
+app = typer.Typer(
+    name="fleetup",
+    help="Run the upgrade of a fleet of customer machines, following the operator's SOP.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+serve.register(app)
+admin.register(app)

@@ -1,0 +1,41 @@
+"""``fleetup serve`` and ``fleetup db upgrade``."""
+
+from __future__ import annotations
+
+import typer
+import uvicorn
+
+from fleetup.api.app import build_server, create_app
+from fleetup.cli.common import console, settings
+from fleetup.core import migrate
+
+
+def register(app: typer.Typer) -> None:
+    db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+    app.add_typer(db_app, name="db")
+
+    @db_app.command("upgrade")
+    def db_upgrade() -> None:
+        """Apply every migration that has not been applied yet."""
+        config = settings()
+        parts = build_server(config)
+        before = migrate.current_revision(parts.engine)
+        migrate.upgrade(parts.engine)
+        after = migrate.current_revision(parts.engine)
+        if before == after:
+            console.print(f"The database is up to date (revision {after}).")
+        else:
+            console.print(f"Upgraded the database from {before or 'empty'} to {after}.")
+
+    @app.command()
+    def serve(
+        host: str = typer.Option(None, help="Address to listen on; default from settings."),
+        port: int = typer.Option(None, help="Port; default from settings."),
+    ) -> None:
+        """Migrate the database, then serve the API and the web app."""
+        config = settings()
+        parts = build_server(config)
+        migrate.upgrade(parts.engine)
+        bind_host, bind_port = host or config.host, port or config.port
+        console.print(f"fleetup serves http://{bind_host}:{bind_port}  (API docs at /api/docs)")
+        uvicorn.run(create_app(parts), host=bind_host, port=bind_port, log_level="warning")

@@ -1,0 +1,1 @@
+"""Foundations every domain stands on: configuration, database, clock, security, i18n, audit."""

@@ -1,0 +1,252 @@
+"""The audit trail: every write leaves an event in one hash chain.
+
+Each event holds who did what, when, and the row before and after. Its hash covers its own
+content and the previous event's hash, so deleting or changing an event breaks the chain at
+that point. Besides the chain, ``verify`` compares every audited table with the last state the
+trail recorded for each row, so a row changed, inserted or deleted behind fleetup's back (for
+instance with a SQL client) is named too.
+
+Writers serialise on the single ``audit_head`` row: the ``UPDATE ... RETURNING`` that claims
+the next sequence number takes that row's write lock on PostgreSQL and SQLite alike.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from sqlalchemy import JSON, Integer, String, Text, func, inspect, select, text
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from fleetup.core.db import Base, UTCDateTime
+
+GENESIS = "0" * 64
+
+_AUDITED: dict[str, type[Base]] = {}
+
+
+M = TypeVar("M", bound=type[Base])
+
+
+def audited(model: M) -> M:
+    """Class decorator: rows of this model are checked against the trail by ``verify``."""
+    _AUDITED[model.__tablename__] = model
+    return model
+
+
+def audited_models() -> dict[str, type[Base]]:
+    return dict(_AUDITED)
+
+
+class AuditHead(Base):
+    """The chain's tip: the last sequence number and hash handed out."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    hash: Mapped[str] = mapped_column(String(64), default=GENESIS)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    entity_type: Mapped[str] = mapped_column(String(64), index=True)
+    entity_id: Mapped[str] = mapped_column(String(64), index=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def snapshot(row: Base) -> dict[str, Any]:
+    """The row's column values as JSON-safe data, the form the trail stores."""
+    mapper = inspect(row).mapper
+    return {attr.key: _plain(getattr(row, attr.key)) for attr in mapper.column_attrs}
+
+
+def _canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _event_hash(prev_hash: str, event: AuditEvent) -> str:
+    body = _canonical(
+        {
+            "seq": event.seq,
+            "at": event.at.isoformat(),
+            "actor": event.actor,
+            "action": event.action,
+            "entity_type": event.entity_type,
+            "entity_id": event.entity_id,
+            "before": event.before,
+            "after": event.after,
+            "note": event.note,
+        }
+    )
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+def _entity_id(row: Base) -> str:
+    identity = inspect(row).identity
+    if identity is None:
+        raise ValueError("flush the row before auditing it, so it has an id")
+    return ":".join(str(part) for part in identity)
+
+
+def record(
+    session: Session,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    row: Base,
+    before: dict[str, Any] | None,
+    deleted: bool = False,
+    note: str = "",
+) -> AuditEvent:
+    """Append an event for ``row`` to the chain, inside the caller's transaction.
+
+    Args:
+        at: when it happened (from the service's clock).
+        actor: who did it, as ``user:NAME``, ``token:NAME``, ``device:SERIAL`` or ``system``.
+        action: the verb, such as ``create``, ``update``, ``delete``, ``import``.
+        row: the row written; flushed here so it has its id.
+        before: ``snapshot(row)`` taken before the change, or None for a new row.
+        deleted: the row is being deleted; the event's ``after`` is then empty.
+        note: free text, such as the reason given for a manual action.
+
+    Returns:
+        The new event, added to the session.
+    """
+    session.flush()
+    head = session.execute(
+        text("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+    ).one_or_none()
+    if head is None:
+        session.add(AuditHead(id=1, seq=1, hash=GENESIS))
+        session.flush()
+        seq, prev_hash = 1, GENESIS
+    else:
+        seq, prev_hash = int(head[0]), str(head[1])
+    event = AuditEvent(
+        seq=seq,
+        at=at,
+        actor=actor,
+        action=action,
+        entity_type=type(row).__tablename__,
+        entity_id=_entity_id(row),
+        before=before,
+        after=None if deleted else snapshot(row),
+        note=note,
+        prev_hash=prev_hash,
+    )
+    event.hash = _event_hash(prev_hash, event)
+    session.add(event)
+    session.execute(text("UPDATE audit_head SET hash = :hash WHERE id = 1"), {"hash": event.hash})
+    return event
+
+
+@dataclass(frozen=True)
+class AuditFinding:
+    """One thing the trail and the database disagree on."""
+
+    where: str
+    problem: str
+
+
+def verify(session: Session) -> list[AuditFinding]:
+    """Check the chain and every audited table against it; an empty list means all is well."""
+    findings: list[AuditFinding] = []
+    expected_prev = GENESIS
+    expected_seq = 1
+    last_state: dict[tuple[str, str], dict[str, Any] | None] = {}
+    for event in session.scalars(select(AuditEvent).order_by(AuditEvent.seq)):
+        where = f"audit event {event.seq} ({event.entity_type} {event.entity_id})"
+        if event.seq != expected_seq:
+            findings.append(
+                AuditFinding(where, f"events {expected_seq}..{event.seq - 1} are missing")
+            )
+        if event.prev_hash != expected_prev:
+            findings.append(AuditFinding(where, "does not follow the event before it"))
+        if _event_hash(event.prev_hash, event) != event.hash:
+            findings.append(AuditFinding(where, "was changed after it was written"))
+        expected_prev = event.hash
+        expected_seq = event.seq + 1
+        last_state[(event.entity_type, event.entity_id)] = event.after
+    head = session.get(AuditHead, 1)
+    if head is not None and (head.seq != expected_seq - 1 or head.hash != expected_prev):
+        findings.append(
+            AuditFinding("audit trail tail", f"events after {expected_seq - 1} are missing")
+        )
+    for table, model in sorted(audited_models().items()):
+        seen: set[str] = set()
+        for row in session.scalars(select(model)):
+            key = (table, _entity_id(row))
+            seen.add(key[1])
+            where = f"{table} {key[1]}"
+            if key not in last_state:
+                findings.append(AuditFinding(where, "is not in the audit trail"))
+            elif last_state[key] is None:
+                findings.append(AuditFinding(where, "was deleted in the trail but still exists"))
+            elif _canonical(last_state[key]) != _canonical(snapshot(row)):
+                changed = sorted(
+                    name
+                    for name, value in snapshot(row).items()
+                    if _canonical((last_state[key] or {}).get(name)) != _canonical(value)
+                )
+                findings.append(
+                    AuditFinding(where, f"was changed outside fleetup: {', '.join(changed)}")
+                )
+        for (entity_type, entity_id), state in last_state.items():
+            if entity_type == table and state is not None and entity_id not in seen:
+                findings.append(AuditFinding(f"{table} {entity_id}", "was deleted outside fleetup"))
+    return findings
+
+
+def get_all(
+    session: Session,
+    *,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[AuditEvent], int]:
+    """Events newest first, optionally for one kind of row or one row, and how many match."""
+    query = select(AuditEvent)
+    if entity_type:
+        query = query.where(AuditEvent.entity_type == entity_type)
+    if entity_id:
+        query = query.where(AuditEvent.entity_id == entity_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    events = session.scalars(
+        query.order_by(AuditEvent.seq.desc()).limit(limit).offset(offset)
+    ).all()
+    return list(events), total
+
+
+def count(session: Session) -> int:
+    return session.scalar(select(func.count(AuditEvent.seq))) or 0

@@ -1,0 +1,1 @@
+"""The registry: customers, their sites, and the machines at those sites."""
