@@ -76,3 +76,20 @@ def test_session_cookie_from_login_admits_the_user(
     client.post("/api/v1/auth/logout")
     client.cookies.clear()
     assert client.get("/api/v1/auth/me").status_code == 401
+
+
+def test_machine_list_pages_and_filters(
+    client: TestClient, make_account: Callable[..., Account]
+) -> None:
+    manager = make_account(Role.manager)
+    _seed(client, manager.headers)
+    second = dict(MACHINE, serial="M-0002", model="LATHE-2")
+    assert client.post("/api/v1/machines", json=second, headers=manager.headers).status_code == 201
+
+    page = client.get("/api/v1/machines?limit=1&offset=1", headers=manager.headers).json()
+    assert page["total"] == 2 and [m["serial"] for m in page["items"]] == ["M-0002"]
+    by_model = client.get("/api/v1/machines?model=LATHE-2", headers=manager.headers).json()
+    assert [m["serial"] for m in by_model["items"]] == ["M-0002"]
+    unknown = client.get("/api/v1/machines?colour=red", headers=manager.headers)
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["field"] == "query.colour"

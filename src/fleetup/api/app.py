@@ -13,6 +13,7 @@ from fleetup.core.clock import Clock, SystemClock
 from fleetup.core.config import Settings
 from fleetup.core.db import make_engine, session_factory
 from fleetup.core.security import Signer
+from fleetup.upgrades.library import SopLibrary
 
 
 def build_server(settings: Settings, clock: Clock | None = None) -> Server:
@@ -23,6 +24,7 @@ def build_server(settings: Settings, clock: Clock | None = None) -> Server:
         sessions=session_factory(engine),
         clock=clock or SystemClock(),
         signer=Signer(settings.effective_secret_key()),
+        library=SopLibrary(settings.sop_definitions),
     )
 
 

@@ -15,6 +15,7 @@ from fleetup.core.clock import Clock
 from fleetup.core.config import Settings
 from fleetup.core.context import Ctx
 from fleetup.core.security import LinkInvalid, Principal, Signer
+from fleetup.upgrades.library import SopLibrary
 
 SESSION_COOKIE = "fleetup_session"
 
@@ -28,6 +29,7 @@ class Server:
     sessions: sessionmaker[Session]
     clock: Clock
     signer: Signer
+    library: SopLibrary
 
 
 def server(request: Request) -> Server:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fleetup.cli import admin, serve
+from fleetup.cli import admin, inventory, serve
 
 app = typer.Typer(
     name="fleetup",
@@ -14,3 +14,4 @@ app = typer.Typer(
 )
 serve.register(app)
 admin.register(app)
+inventory.register(app)

@@ -169,3 +169,22 @@ class MachineFilter(Strict):
     state: MachineState | None = None
     model: str | None = None
     q: str | None = Field(default=None, description="Part of a serial or old-system id.")
+
+
+class ImportTally(BaseModel):
+    """How many rows of one kind an import created, updated or found already as the file says."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+class ImportReport(BaseModel):
+    """What an inventory import did (or, for a dry run, would do)."""
+
+    rows: int = Field(description="Machine rows read from the file.")
+    dry_run: bool
+    customers: ImportTally
+    contacts: ImportTally
+    sites: ImportTally
+    machines: ImportTally

@@ -71,6 +71,40 @@ def _set_contacts(ctx: Ctx, customer: Customer, contacts: list[ContactIn]) -> No
         ctx.audit("create", contact, None)
 
 
+def add_contact(ctx: Ctx, *, customer_code: str, data: ContactIn) -> Contact:
+    """Add one contact to a customer, keeping the contacts it has.
+
+    Raises:
+        NotFound: there is no customer with that code.
+    """
+    customer = get_customer(ctx.session, code=customer_code)
+    contact = Contact(
+        name=data.name, phone=data.phone, email=data.email or "", line_id=data.line_id
+    )
+    customer.contacts.append(contact)
+    ctx.session.flush()
+    ctx.audit("create", contact, None)
+    return contact
+
+
+def update_contact(ctx: Ctx, *, customer_code: str, name: str, data: ContactIn) -> Contact:
+    """Replace the details of the customer's (first) contact called ``name``.
+
+    Raises:
+        NotFound: the customer does not exist, or has no contact of that name.
+    """
+    customer = get_customer(ctx.session, code=customer_code)
+    contact = next((c for c in customer.contacts if c.name == name), None)
+    if contact is None:
+        raise NotFound(f"customer {customer_code!r} has no contact called {name!r}")
+    before = snapshot(contact)
+    contact.name, contact.phone = data.name, data.phone
+    contact.email, contact.line_id = data.email or "", data.line_id
+    if before != snapshot(contact):
+        ctx.audit("update", contact, before)
+    return contact
+
+
 def create_customer(ctx: Ctx, data: CustomerIn) -> Customer:
     if ctx.session.scalar(select(Customer.id).where(Customer.code == data.code)) is not None:
         raise Conflict(f"a customer with code {data.code!r} exists already")

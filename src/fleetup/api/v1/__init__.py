@@ -3,8 +3,8 @@
 from fastapi import APIRouter
 
 from fleetup.api.access import GuardedRoute
-from fleetup.api.v1 import audit, auth, fleet
+from fleetup.api.v1 import audit, auth, fleet, inventory, sop
 
 router = APIRouter(prefix="/api/v1", route_class=GuardedRoute)
-for module in (auth, fleet, audit):
+for module in (auth, fleet, inventory, sop, audit):
     router.include_router(module.router)

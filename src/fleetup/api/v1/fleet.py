@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
+from pydantic import Field
 from sqlalchemy.orm import Session
 
 from fleetup.api.access import READERS, GuardedRoute, allow
@@ -29,8 +30,13 @@ from fleetup.fleet.schemas import (
 router = APIRouter(route_class=GuardedRoute)
 read = allow(*READERS)
 manage = allow(Role.manager)
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
+
+
+class MachineQuery(MachineFilter):
+    """The filter plus the page: ``limit`` rows from ``offset``."""
+
+    limit: int = Field(default=50, ge=1, le=500)
+    offset: int = Field(default=0, ge=0)
 
 
 @router.get("/customers", response_model=list[CustomerOut], dependencies=[read], tags=["fleet"])
@@ -102,12 +108,10 @@ def update_site(
 
 @router.get("/machines", response_model=PageOut[MachineOut], dependencies=[read], tags=["fleet"])
 def list_machines(
-    where: Annotated[MachineFilter, Query()],
-    limit: Limit = 50,
-    offset: Offset = 0,
-    session: Session = Depends(db),
+    query: Annotated[MachineQuery, Query()], session: Session = Depends(db)
 ) -> PageOut[MachineOut]:
-    page = service.get_all_machines(session, where=where, limit=limit, offset=offset)
+    where = MachineFilter.model_validate(query.model_dump(exclude={"limit", "offset"}))
+    page = service.get_all_machines(session, where=where, limit=query.limit, offset=query.offset)
     return PageOut[MachineOut](
         items=[service.machine_out(m) for m in page.items],
         total=page.total,
