@@ -61,7 +61,7 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(64))
     entity_type: Mapped[str] = mapped_column(String(64), index=True)
-    entity_id: Mapped[str] = mapped_column(String(64), index=True)
+    entity_id: Mapped[str] = mapped_column(String(320), index=True)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     note: Mapped[str] = mapped_column(Text, default="")
@@ -84,9 +84,21 @@ def _plain(value: Any) -> Any:
 
 
 def snapshot(row: Base) -> dict[str, Any]:
-    """The row's column values as JSON-safe data, the form the trail stores."""
+    """The row's column values as JSON-safe data, the form the trail stores.
+
+    Columns a model names in ``__audit_digest__`` (large documents, such as an SOP instance's
+    state) are kept as their SHA-256, which still shows any change without copying the whole
+    document into every event.
+    """
     mapper = inspect(row).mapper
-    return {attr.key: _plain(getattr(row, attr.key)) for attr in mapper.column_attrs}
+    digested: frozenset[str] = getattr(type(row), "__audit_digest__", frozenset())
+    values: dict[str, Any] = {}
+    for attr in mapper.column_attrs:
+        value = _plain(getattr(row, attr.key))
+        if attr.key in digested:
+            value = "sha256:" + hashlib.sha256(_canonical(value).encode()).hexdigest()
+        values[attr.key] = value
+    return values
 
 
 def _canonical(data: Any) -> str:

@@ -1,0 +1,240 @@
+"""Starting SOP instances, applying events to them, and reading them back.
+
+The engine (``fleetup.sop.engine``) decides; this module loads the instance, hands the engine
+the definition the instance started with, stores the new state and the transition, audits
+both, and carries out what concerns the registry (a machine is ``migrating`` while its
+upgrade runs and ``on_new_platform`` once it completes). Other effects (open a problem, an
+incident, escalate) are stored with the transition for the operations side to act on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from fleetup.core.audit import snapshot
+from fleetup.core.context import Ctx
+from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from fleetup.fleet import service as fleet
+from fleetup.fleet.models import MachineState
+from fleetup.fleet.schemas import MachineUpdate
+from fleetup.sop import engine
+from fleetup.sop.errors import EngineError
+from fleetup.sop.events import parse_event
+from fleetup.sop.model import Definition
+from fleetup.sop.state import Effect, InstanceState
+from fleetup.upgrades.library import UPGRADE_CHART, SopLibrary
+from fleetup.upgrades.models import SopInstance, SopTransitionRecord
+
+ACTIVE = ("running", "waiting")
+
+
+def state_of(instance: SopInstance) -> InstanceState:
+    return InstanceState.model_validate(instance.state)
+
+
+def get(session: Session, *, instance_id: int) -> SopInstance:
+    instance = session.get(SopInstance, instance_id)
+    if instance is None:
+        raise NotFound(f"no SOP instance {instance_id}")
+    return instance
+
+
+def get_all(
+    session: Session,
+    *,
+    machine_id: int | None = None,
+    chart_id: str | None = None,
+    status: str | None = None,
+) -> Sequence[SopInstance]:
+    query = select(SopInstance).order_by(SopInstance.id)
+    if machine_id is not None:
+        query = query.where(SopInstance.machine_id == machine_id)
+    if chart_id:
+        query = query.where(SopInstance.chart_id == chart_id)
+    if status:
+        query = query.where(SopInstance.status == status)
+    return session.scalars(query).all()
+
+
+def active_upgrade(session: Session, *, machine_id: int) -> SopInstance | None:
+    return session.scalar(
+        select(SopInstance)
+        .where(
+            SopInstance.machine_id == machine_id,
+            SopInstance.chart_id == UPGRADE_CHART,
+            SopInstance.status.in_(ACTIVE),
+        )
+        .order_by(SopInstance.id.desc())
+    )
+
+
+def latest_upgrade(session: Session, *, machine_id: int) -> SopInstance | None:
+    return session.scalar(
+        select(SopInstance)
+        .where(SopInstance.machine_id == machine_id, SopInstance.chart_id == UPGRADE_CHART)
+        .order_by(SopInstance.id.desc())
+    )
+
+
+def transitions(session: Session, *, instance_id: int) -> Sequence[SopTransitionRecord]:
+    return session.scalars(
+        select(SopTransitionRecord)
+        .where(SopTransitionRecord.instance_id == instance_id)
+        .order_by(SopTransitionRecord.seq)
+    ).all()
+
+
+def start(
+    ctx: Ctx,
+    library: SopLibrary,
+    *,
+    chart_id: str,
+    subject_kind: str,
+    subject_ref: str,
+    machine_id: int | None = None,
+    entry: str | None = None,
+) -> SopInstance:
+    """Start an instance of ``chart_id`` about a subject, pinned to today's definition.
+
+    Raises:
+        NotFound: no such chart.
+        InvalidInput: ``entry`` is not an entry point of the chart.
+    """
+    definition = library.current(chart_id)
+    library.pin(ctx, definition)
+    key = uuid.uuid4().hex
+    try:
+        state = engine.start(
+            definition,
+            at=ctx.now(),
+            entry=entry,
+            instance_id=key,
+            subject={subject_kind: subject_ref},
+        )
+    except EngineError as error:
+        raise InvalidInput(str(error), [FieldProblem("entry", str(error))]) from error
+    instance = SopInstance(
+        key=key,
+        chart_id=chart_id,
+        definition_hash=definition.effective_hash,
+        subject_kind=subject_kind,
+        subject_ref=subject_ref,
+        machine_id=machine_id,
+        status=state.status,
+        current_node=state.current,
+        state=state.model_dump(mode="json"),
+        transitions=0,
+        started_at=ctx.now(),
+        updated_at=ctx.now(),
+    )
+    ctx.session.add(instance)
+    ctx.audit("start", instance, None)
+    return instance
+
+
+def start_upgrade(ctx: Ctx, library: SopLibrary, *, serial: str) -> SopInstance:
+    """Start chart 2 for a machine and mark it migrating.
+
+    Raises:
+        NotFound: no machine with that serial.
+        Conflict: the machine has an upgrade running, or is retired.
+    """
+    machine = fleet.get_machine(ctx.session, serial=serial)
+    if machine.state == MachineState.retired:
+        raise Conflict(f"machine {serial} is retired; it is not upgraded")
+    running = active_upgrade(ctx.session, machine_id=machine.id)
+    if running is not None:
+        raise Conflict(f"machine {serial} already has upgrade {running.id} {running.status}")
+    instance = start(
+        ctx,
+        library,
+        chart_id=UPGRADE_CHART,
+        subject_kind="machine",
+        subject_ref=serial,
+        machine_id=machine.id,
+    )
+    if machine.state != MachineState.migrating:
+        fleet.update_machine(ctx, serial=serial, data=MachineUpdate(state=MachineState.migrating))
+    return instance
+
+
+def definition_of(session: Session, library: SopLibrary, instance: SopInstance) -> Definition:
+    return library.by_hash(session, instance.definition_hash)
+
+
+def post_event(
+    ctx: Ctx, library: SopLibrary, *, instance_id: int, event: Mapping[str, Any]
+) -> tuple[SopInstance, tuple[Effect, ...]]:
+    """Apply one event to an instance and store the result.
+
+    Args:
+        event: The event's JSON form (``type``, ``node``, ``at``, ``actor`` ...); a missing
+            ``at`` is now and a missing ``actor`` is the caller.
+
+    Returns:
+        The instance as stored afterwards, and the effects the engine asked for.
+
+    Raises:
+        InvalidInput: the event is malformed (the problem names the field).
+        Conflict: the engine refused it (wrong node, not due, waiting ...), or another
+            event changed the instance meanwhile; nothing is stored.
+    """
+    instance = get(ctx.session, instance_id=instance_id)
+    data = {"at": ctx.now().isoformat(), "actor": ctx.actor, **dict(event)}
+    try:
+        parsed = parse_event(data)
+    except ValidationError as error:
+        problems = [
+            FieldProblem(".".join(str(p) for p in item["loc"]) or "type", item["msg"])
+            for item in error.errors()
+        ]
+        raise InvalidInput("the event is not valid", problems) from error
+    definition = definition_of(ctx.session, library, instance)
+    try:
+        step = engine.apply(definition, state_of(instance), parsed)
+    except EngineError as error:
+        raise Conflict(str(error)) from error
+    before = snapshot(instance)
+    new_state = step.state
+    instance.state = new_state.model_dump(mode="json")
+    instance.status = new_state.status
+    instance.current_node = new_state.current
+    instance.updated_at = ctx.now()
+    instance.completed_at = new_state.completed_at
+    instance.transitions += 1
+    record = SopTransitionRecord(
+        instance_id=instance.id,
+        seq=instance.transitions,
+        at=parsed.at,
+        actor=parsed.actor,
+        event=parsed.model_dump(mode="json"),
+        from_node=new_state.history[-1].from_node,
+        to_node=new_state.current,
+        effects=[effect.model_dump(mode="json") for effect in step.effects],
+    )
+    ctx.session.add(record)
+    try:
+        ctx.audit(parsed.type, instance, before)
+    except StaleDataError as error:
+        raise Conflict("the instance changed meanwhile; read it again and retry") from error
+    ctx.audit("create", record, None)
+    _carry_out(ctx, instance, step.effects)
+    return instance, step.effects
+
+
+def _carry_out(ctx: Ctx, instance: SopInstance, effects: tuple[Effect, ...]) -> None:
+    if instance.chart_id != UPGRADE_CHART or instance.subject_kind != "machine":
+        return
+    if any(effect.kind == "completed" for effect in effects):
+        fleet.update_machine(
+            ctx,
+            serial=instance.subject_ref,
+            data=MachineUpdate(state=MachineState.on_new_platform),
+        )
