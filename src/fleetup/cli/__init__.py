@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from fleetup.cli import admin, inventory, serve
+from fleetup.cli import admin, demo, inventory, serve
+from fleetup.sop.cli import app as sop_app
 
 app = typer.Typer(
     name="fleetup",
@@ -15,3 +16,5 @@ app = typer.Typer(
 serve.register(app)
 admin.register(app)
 inventory.register(app)
+demo.register(app)
+app.add_typer(sop_app, name="sop")
