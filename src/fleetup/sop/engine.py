@@ -23,8 +23,9 @@ The rules, in the operator's terms:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from fleetup.sop.due_items import due
 from fleetup.sop.errors import EngineError
 from fleetup.sop.events import (
     CheckFailed,
@@ -39,14 +40,17 @@ from fleetup.sop.model import Definition, Edge, Node
 from fleetup.sop.state import (
     Attempt,
     CheckRecord,
-    DueItem,
     Effect,
     HistoryEntry,
     InstanceState,
+    InstanceStatus,
     StepRun,
     Transition,
     Wait,
 )
+
+# ``due`` lives in due_items.py; it is re-exported so callers find all three here.
+__all__ = ["apply", "due", "start"]
 
 
 def start(
@@ -149,76 +153,7 @@ def apply(definition: Definition, state: InstanceState, event: Event) -> Transit
         draft.resume(event)
     entry = HistoryEntry(event=event, from_node=state.current, to_node=draft.current)
     new_state = draft.freeze(history=(*state.history, entry))
-    return Transition(
-        state=new_state, effects=tuple(draft.effects), due=due(definition, new_state)
-    )
-
-
-def due(definition: Definition, state: InstanceState) -> tuple[DueItem, ...]:
-    """Return what is due now: the current step or decision, its open checks and activities.
-
-    Args:
-        definition: The definition the instance runs.
-        state: The instance's state.
-
-    Returns:
-        The due items, the current node first; empty when the instance waits or is complete.
-    """
-    if state.status != "running":
-        return ()
-    run = state.current_run
-    node = definition.node(run.node)
-    items: list[DueItem] = []
-    if run.status in ("due", "in_progress"):
-        items.append(_due_item(node, run, parent=None))
-    if run.status in ("in_progress", "finished"):
-        for part in definition.contained(node.id):
-            if part.kind == "check" and part.id not in run.passed_checks:
-                performer = part.performer or node.performer
-                items.append(
-                    DueItem(
-                        node=part.id,
-                        kind="check",
-                        label=part.label,
-                        performer=performer,
-                        parent=node.id,
-                        attempt=1 + sum(1 for c in run.checks if c.node == part.id),
-                    )
-                )
-        for activity in _activity_runs(state, node.id):
-            if activity.status != "done":
-                items.append(_due_item(definition.node(activity.node), activity, parent=node.id))
-    return tuple(items)
-
-
-def _due_item(node: Node, run: StepRun, *, parent: str | None) -> DueItem:
-    open_attempt = run.attempts[-1] if run.status == "in_progress" else None
-    started = open_attempt.started_at if open_attempt is not None else None
-    clock_start = run.entered_at if run.budget_clock == "arrival" else started
-    deadline = None
-    if run.budget_minutes is not None and clock_start is not None:
-        deadline = clock_start + timedelta(minutes=run.budget_minutes)
-    return DueItem(
-        node=node.id,
-        kind=node.kind,
-        label=node.label,
-        performer=node.performer,
-        parent=parent,
-        outcomes=node.outcomes,
-        budget_minutes=run.budget_minutes,
-        started_at=started,
-        deadline=deadline,
-        attempt=len(run.attempts) if open_attempt is not None else len(run.attempts) + 1,
-    )
-
-
-def _activity_runs(state: InstanceState, container: str) -> list[StepRun]:
-    """The latest visit's runs of the activities of ``container``."""
-    latest: dict[str, StepRun] = {}
-    for run in state.runs:
-        if run.parent == container:
-            latest[run.node] = run
-    return list(latest.values())
+    return Transition(state=new_state, effects=tuple(draft.effects), due=due(definition, new_state))
 
 
 @dataclass
@@ -230,7 +165,7 @@ class _Draft:
     runs: list[StepRun]
     loop_counts: dict[str, int]
     current: str
-    status: str
+    status: InstanceStatus
     waiting: Wait | None
     completed_at: datetime | None
     effects: list[Effect] = field(default_factory=list)
@@ -274,12 +209,8 @@ class _Draft:
         if run.parent is not None:
             container = self.runs[self._open_run(run.parent)]
             if container.status not in ("in_progress", "finished"):
-                raise EngineError(
-                    f"start {run.parent} before its activity {node.id}", node=node.id
-                )
-        attempt = Attempt(
-            number=len(run.attempts) + 1, started_at=event.at, started_by=event.actor
-        )
+                raise EngineError(f"start {run.parent} before its activity {node.id}", node=node.id)
+        attempt = Attempt(number=len(run.attempts) + 1, started_at=event.at, started_by=event.actor)
         self.runs[index] = run.model_copy(
             update={"status": "in_progress", "attempts": (*run.attempts, attempt)}
         )
@@ -385,6 +316,7 @@ class _Draft:
 
     def _arrive(self, node: Node, at: datetime) -> None:
         visit = 1 + sum(1 for r in self.runs if r.node == node.id and r.parent is None)
+        main = len(self.runs)
         self.runs.append(
             StepRun(
                 node=node.id,
@@ -408,7 +340,7 @@ class _Draft:
                     )
                 )
         if node.kind == "end" and node.performer is None:
-            self.runs[-1] = self.runs[-1].model_copy(update={"status": "done", "left_at": at})
+            self.runs[main] = self.runs[main].model_copy(update={"status": "done", "left_at": at})
             self._check_total(node)
             self._complete(at)
             return

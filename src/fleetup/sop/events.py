@@ -9,7 +9,6 @@ discriminated by ``type`` so the server can store them as JSON and read them bac
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
@@ -114,8 +113,3 @@ def parse_event(data: Mapping[str, object]) -> Event:
         pydantic.ValidationError: Unknown ``type``, a missing field, or a naive ``at``.
     """
     return _EVENT_ADAPTER.validate_python(dict(data))
-
-
-def event_time(event: Event) -> datetime:
-    """Return when ``event`` happened (kept as a function so callers need not match types)."""
-    return event.at

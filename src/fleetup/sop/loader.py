@@ -166,7 +166,8 @@ def _read_file(path: Path) -> Definition:
         content = path.read_bytes()
     except OSError as error:
         reason = error.strerror or str(error)
-        raise DefinitionError([DefinitionProblem(str(path), None, f"cannot read: {reason}")])
+        problem = DefinitionProblem(str(path), None, f"cannot read: {reason}")
+        raise DefinitionError([problem]) from error
     return _parse_uncomposed(content, str(path))
 
 
@@ -217,8 +218,10 @@ def _schema_problems(
 
 def _entry(data: Mapping[str, Any], key: str, index: int) -> Mapping[str, Any]:
     entries = data.get(key)
-    if isinstance(entries, list) and index < len(entries) and isinstance(entries[index], dict):
-        return entries[index]
+    if isinstance(entries, list) and index < len(entries):
+        entry = entries[index]
+        if isinstance(entry, dict):
+            return entry
     return {}
 
 

@@ -121,8 +121,10 @@ class StepRun(BaseModel):
     def over_budget(self) -> bool:
         """True when the step has a budget and took longer."""
         duration = self.duration_minutes
-        return self.budget_minutes is not None and duration is not None and (
-            duration > self.budget_minutes
+        return (
+            self.budget_minutes is not None
+            and duration is not None
+            and (duration > self.budget_minutes)
         )
 
 

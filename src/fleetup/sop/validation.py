@@ -89,9 +89,14 @@ def _check_node(definition: Definition, node: Node, report: _Reporter) -> None:
             report(node.id, "only a decision can list outcomes")
     if node.kind in ("start", "task") and len(then_out) != 1:
         # One step at a time: parallel work is expressed with 'contains', not forks.
-        report(node.id, f"a {node.kind} needs exactly one outgoing 'then' edge, has {len(then_out)}")
+        report(
+            node.id, f"a {node.kind} needs exactly one outgoing 'then' edge, has {len(then_out)}"
+        )
     if node.kind == "end" and then_out:
         report(node.id, "an end node cannot have outgoing 'then' edges")
+    if node.kind == "end" and node.performer is None and contains_out:
+        # Such an end is a milestone reached on arrival: nobody would do its parts.
+        report(node.id, "an end without a performer cannot contain checks or activities")
     for edge in then_out:
         if edge.loop is not None and node.kind != "task":
             report(node.id, f"loop edge {edge.key} must leave a task, not a {node.kind}")
