@@ -205,3 +205,45 @@ def test_instance_mermaid_highlights_the_current_step(
     assert chart.status_code == 200
     assert chart.text.startswith("graph TD")
     assert "class B current" in chart.text or "B:::current" in chart.text
+
+
+def test_problem_and_emergency_charts_run_as_instances_linked_to_their_subject(
+    client: TestClient, make_account: Callable[..., Account], machine: str
+) -> None:
+    oncall = make_account(Role.on_call)
+    problem = client.post(
+        "/api/v1/sop/instances",
+        json={"chart_id": "chart4", "subject_kind": "machine", "subject_ref": machine},
+        headers=oncall.headers,
+    )
+    assert problem.status_code == 201, problem.text
+    assert problem.json()["current_node"] == "B"
+    assert problem.json()["due"][0]["outcomes"] == ["network", "hardware", "software", "user"]
+    decided = _post(
+        client,
+        oncall,
+        problem.json()["id"],
+        {"type": "decision_taken", "node": "B", "outcome": "network"},
+    )
+    assert decided["instance"]["current_node"] == "C"
+
+    data_path = client.post(
+        "/api/v1/sop/instances",
+        json={"chart_id": "chart6", "subject_kind": "customer", "subject_ref": "YJ", "entry": "I"},
+        headers=oncall.headers,
+    )
+    assert data_path.status_code == 201 and data_path.json()["current_node"] == "J"
+    no_entry = client.post(
+        "/api/v1/sop/instances",
+        json={"chart_id": "chart6", "subject_kind": "customer", "subject_ref": "YJ"},
+        headers=oncall.headers,
+    )
+    assert no_entry.status_code == 422 and no_entry.json()["errors"][0]["field"] == "entry"
+    unknown = client.post(
+        "/api/v1/sop/instances",
+        json={"chart_id": "chart4", "subject_kind": "machine", "subject_ref": "NOPE"},
+        headers=oncall.headers,
+    )
+    assert unknown.status_code == 404
+    listed = client.get("/api/v1/sop/instances?chart=chart4&status=running", headers=oncall.headers)
+    assert [i["subject_ref"] for i in listed.json()] == [machine]

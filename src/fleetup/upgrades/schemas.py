@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class StepOut(BaseModel):
@@ -73,3 +73,18 @@ class EventResult(BaseModel):
 
     instance: InstanceOut
     effects: list[dict[str, Any]]
+
+
+class InstanceIn(BaseModel):
+    """Start an instance of a chart about a machine or a customer (charts 4, 5 and 6)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chart_id: str = Field(min_length=1, max_length=64, examples=["chart4"])
+    subject_kind: Literal["machine", "customer"]
+    subject_ref: str = Field(
+        min_length=1, max_length=64, description="The machine's serial or the customer's code."
+    )
+    entry: str | None = Field(
+        default=None, max_length=64, description="Entry node, for charts with several (6: A, I)."
+    )

@@ -165,6 +165,42 @@ def start_upgrade(ctx: Ctx, library: SopLibrary, *, serial: str) -> SopInstance:
     return instance
 
 
+def start_about(
+    ctx: Ctx,
+    library: SopLibrary,
+    *,
+    chart_id: str,
+    subject_kind: str,
+    subject_ref: str,
+    entry: str | None = None,
+) -> SopInstance:
+    """Start a chart about a machine (by serial) or a customer (by code) that must exist.
+
+    Machine upgrades go through ``start_upgrade``, which also keeps one running per machine.
+
+    Raises:
+        NotFound: no such chart, machine or customer.
+        InvalidInput: a bad entry, or chart 2 asked for here.
+    """
+    if chart_id == UPGRADE_CHART:
+        message = "start a machine's upgrade with POST /api/v1/machines/{serial}/upgrades"
+        raise InvalidInput(message, [FieldProblem("chart_id", message)])
+    machine_id = None
+    if subject_kind == "machine":
+        machine_id = fleet.get_machine(ctx.session, serial=subject_ref).id
+    else:
+        fleet.get_customer(ctx.session, code=subject_ref)
+    return start(
+        ctx,
+        library,
+        chart_id=chart_id,
+        subject_kind=subject_kind,
+        subject_ref=subject_ref,
+        machine_id=machine_id,
+        entry=entry,
+    )
+
+
 def definition_of(session: Session, library: SopLibrary, instance: SopInstance) -> Definition:
     return library.by_hash(session, instance.definition_hash)
 

@@ -15,7 +15,7 @@ from fleetup.core.security import Role
 from fleetup.fleet import service as fleet
 from fleetup.sop.mermaid import definition_to_mermaid
 from fleetup.upgrades import presenting, service
-from fleetup.upgrades.schemas import EventResult, InstanceOut
+from fleetup.upgrades.schemas import EventResult, InstanceIn, InstanceOut
 
 router = APIRouter(route_class=GuardedRoute, tags=["sop"])
 read = allow(*READERS)
@@ -73,6 +73,46 @@ def list_upgrades(
     return [
         presenting.describe(session, library, instance, lang)
         for instance in service.get_all(session, machine_id=machine.id)
+    ]
+
+
+@router.post(
+    "/sop/instances",
+    response_model=InstanceOut,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[act],
+)
+def start_instance(
+    body: InstanceIn, request: Request, ctx: Ctx = Depends(write_context), lang: Language = "en"
+) -> InstanceOut:
+    """Start chart 4 (a problem), 5 (satisfaction) or 6 (an emergency) about a subject."""
+    library = server(request).library
+    instance = service.start_about(
+        ctx,
+        library,
+        chart_id=body.chart_id,
+        subject_kind=body.subject_kind,
+        subject_ref=body.subject_ref,
+        entry=body.entry,
+    )
+    ctx.session.commit()
+    return presenting.describe(ctx.session, library, instance, lang)
+
+
+@router.get("/sop/instances", response_model=list[InstanceOut], dependencies=[read])
+def list_instances(
+    request: Request,
+    chart: str | None = None,
+    state: Annotated[
+        Literal["running", "waiting", "completed"] | None, Query(alias="status")
+    ] = None,
+    session: Session = Depends(db),
+    lang: Language = "en",
+) -> list[InstanceOut]:
+    library = server(request).library
+    return [
+        presenting.describe(session, library, instance, lang)
+        for instance in service.get_all(session, chart_id=chart, status=state)
     ]
 
 
