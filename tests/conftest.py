@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, text
 
 from fleetup.accounts import service as accounts
@@ -36,6 +38,12 @@ RESULTS = REPO / "test-results"
 POSTGRES_URL = os.environ.get("FLEETUP_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 _ran_on: set[str] = set()
+
+# CI machines are shared and noisy: no per-example deadline, and slow data is no failure.
+hypothesis_settings.register_profile(
+    "fleetup", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("fleetup")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
-from fleetup.fleet.models import MachineState
+from fleetup.fleet.models import MachineState as MachineState
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
