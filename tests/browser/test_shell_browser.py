@@ -6,14 +6,10 @@ A real uvicorn server runs in a thread against the test's migrated database; Pla
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-import uvicorn
-from fastapi import FastAPI
+from browser_support import BROWSER, CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 
 from fleetup.core.context import Ctx
 from fleetup.core.security import Role
@@ -21,24 +17,7 @@ from fleetup.fleet import service
 from fleetup.fleet.schemas import ContactIn, CustomerIn, MachineIn, MaintenanceWindow, SiteIn
 from support import Account
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "screenshots"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)",
-    ),
-]
+pytestmark = BROWSER
 
 CUSTOMERS = [
     ("C01", "精密機械股份有限公司", [("S1", "台中一廠"), ("S2", "台中二廠")]),
@@ -87,23 +66,10 @@ def _seed(ctx: Ctx) -> None:
 
 
 @pytest.fixture
-def live_server(app: FastAPI, ctx: Ctx) -> Iterator[str]:
-    """The app served by uvicorn on a free port, with a small fleet in its database."""
+def live_server(served: str, ctx: Ctx) -> str:
+    """The served app, with a small fleet in its database."""
     _seed(ctx)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    return served
 
 
 def test_technician_signs_in_switches_language_and_filters_on_a_phone(

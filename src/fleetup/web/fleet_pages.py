@@ -10,13 +10,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from fleetup.api.access import READERS, GuardedRoute
-from fleetup.api.deps import db
+from fleetup.api.deps import db, server
 from fleetup.core.errors import NotFound
 from fleetup.fleet import service
 from fleetup.fleet.schemas import MachineFilter, MachineOut
 from fleetup.web.guard import PageError, signed_in
 from fleetup.web.language import N_, MachineState
 from fleetup.web.rendering import Page, page
+from fleetup.web.upgrade_pages import panel_context
 
 router = APIRouter(route_class=GuardedRoute, include_in_schema=False)
 readers = signed_in(*READERS)
@@ -106,7 +107,9 @@ def machines(
 
 
 @router.get("/machines/{serial}", dependencies=readers)
-def machine(serial: str, current: Page = Depends(page), session: Session = Depends(db)) -> Response:
+def machine(
+    serial: str, request: Request, current: Page = Depends(page), session: Session = Depends(db)
+) -> Response:
     try:
         found = service.get_machine(session, serial=serial)
     except NotFound as error:
@@ -128,4 +131,7 @@ def machine(serial: str, current: Page = Depends(page), session: Session = Depen
         contacts=list(site.customer.contacts),
         windows=list(site.maintenance_windows or []),
         nav="machines",
+        **panel_context(
+            session, server(request).library, serial=serial, machine_id=found.id, current=current
+        ),
     )

@@ -16,7 +16,7 @@ from fleetup.core.security import Role
 # The fleet owner has not re-exported MachineState from its schemas yet (mypy's strict mode
 # wants ``MachineState as MachineState``); web must not import fleetup.fleet.models, so the
 # enum is taken through schemas.
-from fleetup.fleet.schemas import MachineState
+from fleetup.fleet.schemas import MachineState as MachineState
 
 LANG_COOKIE = "lang"
 LANG_COOKIE_MAX_AGE_S = 365 * 24 * 3600

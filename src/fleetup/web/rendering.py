@@ -45,11 +45,13 @@ CSRF_COOKIE = "fleetup_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_COOKIE_MAX_AGE_S = 30 * 24 * 3600
 
-# Scripts only from our own origin (htmx is vendored), no framing, forms post only to us.
-# A page that needs more (Mermaid's inline SVG styles) should widen this here, with a reason.
+# Scripts only from our own origin (htmx and Mermaid are vendored), no framing, forms post
+# only to us. Styles allow inline because Mermaid writes a <style> into every SVG it draws;
+# no script is ever inline.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; "
         "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
