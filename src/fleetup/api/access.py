@@ -72,3 +72,21 @@ class GuardedRoute(APIRoute):
 
 
 READERS: Iterable[Role] = (Role.viewer, Role.technician, Role.on_call, Role.manager)
+
+
+def api_routes(routes: Iterable[Any], prefix: str = "") -> list[tuple[str, APIRoute]]:
+    """Every API route under ``routes`` with its full path, looking into included routers.
+
+    Recent FastAPI keeps an included router as one entry that holds the original router and
+    the prefix it was included with, so the route table is a tree, walked here.
+    """
+    found: list[tuple[str, APIRoute]] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append((prefix + route.path, route))
+            continue
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            context = getattr(route, "include_context", None)
+            found.extend(api_routes(inner.routes, prefix + getattr(context, "prefix", "")))
+    return found
