@@ -6,9 +6,19 @@ Migrations, the server and the tests import this module once; domain code never 
 from fleetup.accounts import models as accounts_models
 from fleetup.core import audit
 from fleetup.core.db import Base
+from fleetup.devices import models as devices_models
 from fleetup.fleet import models as fleet_models
+from fleetup.releases import models as releases_models
 from fleetup.upgrades import models as upgrades_models
 
 metadata = Base.metadata
 
-__all__ = ["accounts_models", "audit", "fleet_models", "metadata", "upgrades_models"]
+__all__ = [
+    "accounts_models",
+    "audit",
+    "devices_models",
+    "fleet_models",
+    "metadata",
+    "releases_models",
+    "upgrades_models",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from fleetup import __version__, web
-from fleetup.api import problems
+from fleetup.api import device, problems
 from fleetup.api.access import GuardedRoute, public
 from fleetup.api.deps import Server
 from fleetup.api.v1 import router as v1_router
@@ -41,6 +41,7 @@ def create_app(parts: Server) -> FastAPI:
     app.state.server = parts
     problems.install(app)
     app.include_router(v1_router)
+    device.mount(app, parts)
 
     @app.get("/healthz", dependencies=[public()], tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fleetup.cli import admin, demo, inventory, serve, upgrades
+from fleetup.cli import admin, demo, inventory, releases, serve, upgrades
 from fleetup.sop.cli import app as sop_app
 
 app = typer.Typer(
@@ -17,5 +17,6 @@ serve.register(app)
 admin.register(app)
 inventory.register(app)
 demo.register(app)
+releases.register(app)
 upgrades.register(app)
 app.add_typer(sop_app, name="sop")

@@ -1,0 +1,1 @@
+"""The IPCs as the server knows them: enrollment, actions, step reports, backups."""

@@ -1,0 +1,413 @@
+"""Devices: enrollment, authentication, actions, step reports, heartbeats, registration.
+
+Public ids are ``dev-N`` and ``act-N``. A device reaches only its own actions: anything else
+is refused with ``PermissionDenied`` (403), whether it exists or not. Step reports are
+idempotent by ``event_id``: a repeated one answers ``duplicate`` and changes nothing, so an
+agent retrying over a flaky 4G link never counts a step twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fleetup.core.audit import snapshot
+from fleetup.core.context import Ctx
+from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound, PermissionDenied
+from fleetup.devices.models import Device, DeviceAction, DeviceEvent, EnrollmentToken
+from fleetup.devices.schemas import DeploymentIn, DeploymentOut, StepEventIn
+from fleetup.devices.sop_bridge import StepMapper, customer_is_existing
+from fleetup.fleet import service as fleet
+from fleetup.fleet.models import Machine
+from fleetup.releases import service as releases
+from fleetup.upgrades import service as upgrades
+from fleetup.upgrades.library import SopLibrary
+
+TOKEN_LIFETIME = timedelta(days=7)
+OPEN_STATUSES = ("queued", "running")
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def public_id(prefix: str, number: int) -> str:
+    return f"{prefix}-{number}"
+
+
+def parse_id(prefix: str, value: str) -> int | None:
+    head, _, tail = value.partition("-")
+    return int(tail) if head == prefix and tail.isdigit() else None
+
+
+@dataclass(frozen=True)
+class DeviceCaller:
+    """An authenticated device, as routes see it."""
+
+    id: int
+    machine_id: int
+    serial: str
+    changes: int
+
+    @property
+    def public_id(self) -> str:
+        return public_id("dev", self.id)
+
+    @property
+    def actor(self) -> str:
+        return f"device:{self.serial}"
+
+
+# -- enrollment and authentication ---------------------------------------------------------
+
+
+def create_enrollment_token(ctx: Ctx, *, serial: str) -> str:
+    """A one-time token for the IPC of machine ``serial``; returned once, stored hashed.
+
+    Raises:
+        NotFound: no machine with that serial.
+    """
+    fleet.get_machine(ctx.session, serial=serial)
+    token = "fet_" + secrets.token_urlsafe(24)
+    row = EnrollmentToken(
+        digest=digest(token),
+        serial=serial,
+        created_at=ctx.now(),
+        expires_at=ctx.now() + TOKEN_LIFETIME,
+    )
+    ctx.session.add(row)
+    ctx.audit("create", row, None)
+    return token
+
+
+def enroll(
+    ctx: Ctx, *, token: str, serial: str, hardware: dict[str, Any]
+) -> tuple[DeviceCaller, str]:
+    """Exchange a one-time enrollment token for a device credential.
+
+    Returns:
+        The device and its credential (shown once; only its digest is kept).
+
+    Raises:
+        PermissionDenied: the token is unknown, used, expired or for another machine.
+    """
+    row = ctx.session.scalar(
+        select(EnrollmentToken).where(EnrollmentToken.digest == digest(token)).with_for_update()
+    )
+    if row is None or row.serial != serial:
+        raise PermissionDenied("the enrollment token is not valid for this machine")
+    if row.used_at is not None:
+        raise PermissionDenied("the enrollment token was used already; ask for a new one")
+    if row.expires_at <= ctx.now():
+        raise PermissionDenied("the enrollment token has expired; ask for a new one")
+    before = snapshot(row)
+    row.used_at = ctx.now()
+    ctx.audit("use", row, before)
+    machine = fleet.get_machine(ctx.session, serial=serial)
+    credential = "fdc_" + secrets.token_urlsafe(32)
+    device = ctx.session.scalar(select(Device).where(Device.machine_id == machine.id))
+    if device is None:
+        device = Device(
+            machine_id=machine.id,
+            credential_digest=digest(credential),
+            enrolled_at=ctx.now(),
+            hardware=hardware,
+            changes=0,
+        )
+        ctx.session.add(device)
+        action = "enroll"
+    else:
+        device.credential_digest = digest(credential)
+        device.enrolled_at = ctx.now()
+        device.hardware = hardware
+        device.revoked = False
+        device.changes += 1
+        action = "re-enroll"
+    ctx.audit(action, device, None)
+    return _caller(device, serial), credential
+
+
+def authenticate(session: Session, *, credential: str) -> DeviceCaller | None:
+    """The device holding ``credential``; None when unknown.
+
+    Raises:
+        PermissionDenied: the device was revoked.
+    """
+    row = session.execute(
+        select(Device, Machine.serial)
+        .join(Machine, Device.machine_id == Machine.id)
+        .where(Device.credential_digest == digest(credential))
+    ).one_or_none()
+    if row is None:
+        return None
+    device, serial = row
+    if device.revoked:
+        raise PermissionDenied("this device's credential was revoked")
+    return _caller(device, serial)
+
+
+def _caller(device: Device, serial: str) -> DeviceCaller:
+    return DeviceCaller(device.id, device.machine_id, serial, device.changes)
+
+
+def revoke(ctx: Ctx, *, serial: str) -> None:
+    device = _device_of(ctx.session, serial=serial)
+    before = snapshot(device)
+    device.revoked = True
+    ctx.audit("revoke", device, before)
+
+
+def _device_of(session: Session, *, serial: str) -> Device:
+    machine = fleet.get_machine(session, serial=serial)
+    device = session.scalar(select(Device).where(Device.machine_id == machine.id))
+    if device is None:
+        raise NotFound(f"machine {serial} has no enrolled IPC; make a token with enroll-token")
+    return device
+
+
+# -- deployments and actions ---------------------------------------------------------------
+
+
+def deploy(
+    ctx: Ctx, library: SopLibrary, *, serial: str, data: DeploymentIn, base_url: str
+) -> DeploymentOut:
+    """Queue an upgrade of machine ``serial`` to ``data.version`` for its IPC.
+
+    The machine's running chart 2 instance is reused, or a new one started.
+
+    Raises:
+        NotFound: no such machine or release (the IPC may enroll later).
+        Conflict: the IPC already has an upgrade queued or running.
+    """
+    release = releases.get(ctx.session, version=data.version)
+    machine = fleet.get_machine(ctx.session, serial=serial)
+    busy = ctx.session.scalar(
+        select(DeviceAction.id).where(
+            DeviceAction.machine_id == machine.id, DeviceAction.status.in_(OPEN_STATUSES)
+        )
+    )
+    if busy is not None:
+        raise Conflict(f"machine {serial} already has action {public_id('act', busy)} open")
+    instance = upgrades.active_upgrade(ctx.session, machine_id=machine.id)
+    if instance is None:
+        instance = upgrades.start_upgrade(ctx, library, serial=serial)
+    window = data.install_window
+    network = (
+        data.network.model_dump(exclude_none=True) if data.network else {"primary_url": base_url}
+    )
+    action = DeviceAction(
+        machine_id=machine.id,
+        instance_id=instance.id,
+        release_id=release.id,
+        kind="upgrade",
+        status="queued",
+        created_at=ctx.now(),
+        updated_at=ctx.now(),
+        not_before=window.not_before if window else None,
+        not_after=window.not_after if window else None,
+        network=network,
+        platform_hint=data.platform_hint,
+    )
+    ctx.session.add(action)
+    _bump(ctx.session, machine_id=machine.id)
+    ctx.audit("create", action, None)
+    return _deployment_out(action, serial, release.version)
+
+
+def _bump(session: Session, *, machine_id: int) -> None:
+    """Move the machine's IPC's change counter, so its next poll sees a new ETag."""
+    device = session.scalar(select(Device).where(Device.machine_id == machine_id))
+    if device is not None:
+        device.changes += 1
+
+
+def etag(caller: DeviceCaller) -> str:
+    """The ETag of ``actions/next``: it changes whenever one of the device's actions does."""
+    return f'"{caller.id}.{caller.changes}"'
+
+
+def next_action(session: Session, *, caller: DeviceCaller) -> dict[str, Any] | None:
+    """The oldest queued or running action of the device, as the agent reads it."""
+    action = session.scalar(
+        select(DeviceAction)
+        .where(DeviceAction.machine_id == caller.machine_id, DeviceAction.status.in_(OPEN_STATUSES))
+        .order_by(DeviceAction.id)
+        .limit(1)
+    )
+    if action is None:
+        return None
+    release = releases.get_by_id(session, release_id=action.release_id)
+    window = None
+    if action.not_before or action.not_after:
+        window = {"not_before": _iso(action.not_before), "not_after": _iso(action.not_after)}
+    return {
+        "id": public_id("act", action.id),
+        "kind": action.kind,
+        "release": {
+            "version": release.version,
+            "target": release.target,
+            "sha256": release.sha256,
+            "length": release.length,
+        },
+        "install_window": window,
+        "network": action.network,
+        "platform_hint": action.platform_hint,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def own_action(session: Session, *, caller: DeviceCaller, action_id: str) -> DeviceAction:
+    """The device's own action ``act-N``.
+
+    Raises:
+        PermissionDenied: not an action of this device (or no such action).
+    """
+    number = parse_id("act", action_id)
+    action = session.get(DeviceAction, number) if number is not None else None
+    if action is None or action.machine_id != caller.machine_id:
+        raise PermissionDenied(f"action {action_id} is not this device's")
+    return action
+
+
+def deployments_of(session: Session, *, serial: str) -> list[DeploymentOut]:
+    """Every action queued for the machine's IPC, oldest first."""
+    machine = fleet.get_machine(session, serial=serial)
+    actions = session.scalars(
+        select(DeviceAction).where(DeviceAction.machine_id == machine.id).order_by(DeviceAction.id)
+    ).all()
+    return [
+        _deployment_out(
+            action, serial, releases.get_by_id(session, release_id=action.release_id).version
+        )
+        for action in actions
+    ]
+
+
+def _deployment_out(action: DeviceAction, serial: str, version: str) -> DeploymentOut:
+    return DeploymentOut(
+        action_id=public_id("act", action.id),
+        serial=serial,
+        instance_id=action.instance_id,
+        version=version,
+        status=action.status,
+        created_at=action.created_at,
+    )
+
+
+# -- step reports --------------------------------------------------------------------------
+
+
+def record_event(
+    ctx: Ctx, library: SopLibrary, *, caller: DeviceCaller, action_id: str, event: StepEventIn
+) -> bool:
+    """Keep one step report and apply it to the machine's upgrade; False when a duplicate.
+
+    Raises:
+        PermissionDenied: the action is not this device's.
+    """
+    action = own_action(ctx.session, caller=caller, action_id=action_id)
+    known = ctx.session.scalar(
+        select(DeviceEvent.id).where(
+            DeviceEvent.device_id == caller.id, DeviceEvent.event_id == event.event_id
+        )
+    )
+    if known is not None:
+        return False
+    row = DeviceEvent(
+        device_id=caller.id,
+        action_id=action.id,
+        event_id=event.event_id,
+        step=event.step,
+        status=event.status,
+        at=event.at,
+        received_at=ctx.now(),
+        evidence=event.evidence,
+        sop_note="",
+    )
+    ctx.session.add(row)
+    try:
+        ctx.session.flush()
+    except IntegrityError as error:  # the same report arrived twice at once
+        raise Conflict("this report is being recorded already; send it again") from error
+    mapper = StepMapper(
+        ctx,
+        library,
+        instance_id=action.instance_id,
+        customer_existing=customer_is_existing(ctx, serial=caller.serial),
+    )
+    row.sop_note = mapper.apply(
+        step=event.step, status=event.status, at=event.at, evidence=event.evidence
+    )
+    _follow_status(ctx, action, event)
+    return True
+
+
+def _follow_status(ctx: Ctx, action: DeviceAction, event: StepEventIn) -> None:
+    status = action.status
+    if status == "queued":
+        status = "running"
+    if event.step == "function_test" and event.status == "succeeded":
+        status = "succeeded"
+    elif event.step == "rollback" and event.status != "started":
+        status = "rolled_back" if event.status == "succeeded" else "failed"
+    elif event.status == "failed" and not event.evidence.get("will_retry", False):
+        status = "failed"
+    if status == action.status:
+        return
+    before = snapshot(action)
+    action.status = status
+    action.updated_at = ctx.now()
+    _bump(ctx.session, machine_id=action.machine_id)
+    ctx.audit("update", action, before, note=f"{event.step} {event.status}")
+
+
+def events_of(session: Session, *, action_id: int) -> Sequence[DeviceEvent]:
+    return session.scalars(
+        select(DeviceEvent).where(DeviceEvent.action_id == action_id).order_by(DeviceEvent.id)
+    ).all()
+
+
+# -- heartbeat and registration -------------------------------------------------------------
+
+
+def heartbeat(
+    ctx: Ctx, *, caller: DeviceCaller, version: str, link: str, health: dict[str, Any]
+) -> None:
+    device = ctx.session.get(Device, caller.id)
+    if device is None:
+        raise NotFound("the device is gone")
+    device.last_seen = ctx.now()
+    device.version = version
+    device.link = link
+    device.health = health
+
+
+def register(ctx: Ctx, *, caller: DeviceCaller, device_id: str, platform_hint: str) -> str:
+    """Issue the credential for the new cloud platform; only its digest is kept.
+
+    Raises:
+        InvalidInput: ``device_id`` is not the caller's.
+    """
+    if device_id != caller.public_id:
+        raise InvalidInput(
+            f"device_id {device_id} is not this device ({caller.public_id})",
+            [FieldProblem("device_id", "must be the caller's own id")],
+        )
+    device = ctx.session.get(Device, caller.id)
+    if device is None:
+        raise NotFound("the device is gone")
+    credential = "fpc_" + secrets.token_urlsafe(32)
+    device.platform_credential_digest = digest(credential)
+    ctx.audit("register", device, None, note=f"platform {platform_hint}")
+    return credential
