@@ -16,6 +16,7 @@ from fleetup.core.clock import SystemClock
 from fleetup.core.config import Settings, load_settings
 from fleetup.core.context import Ctx
 from fleetup.core.db import make_engine, session_factory
+from fleetup.core.errors import FleetupError, InvalidInput
 
 console = Console()
 errors = Console(stderr=True)
@@ -55,3 +56,12 @@ def cli_session(config: Settings) -> Iterator[Session]:
             yield session
     finally:
         engine.dispose()
+
+
+def refused(error: FleetupError) -> typer.Exit:
+    """Print what the user got wrong (each field on its own line); the exit to raise."""
+    errors.print(f"[red]{error.message}[/red]")
+    if isinstance(error, InvalidInput):
+        for problem in error.problems:
+            errors.print(f"  {problem.field}: {problem.message}")
+    return typer.Exit(1)

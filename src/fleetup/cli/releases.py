@@ -9,18 +9,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from fleetup.cli.common import cli_context, cli_session, console, errors, settings
-from fleetup.core.errors import FleetupError, InvalidInput
+from fleetup.cli.common import cli_context, cli_session, console, errors, refused, settings
+from fleetup.core.errors import FleetupError
 from fleetup.devices import service as devices
 from fleetup.releases import service as releases
-
-
-def _fail(error: FleetupError) -> typer.Exit:
-    errors.print(f"[red]{error.message}[/red]")
-    if isinstance(error, InvalidInput):
-        for problem in error.problems:
-            errors.print(f"  {problem.field}: {problem.message}")
-    return typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
@@ -42,7 +34,7 @@ def register(app: typer.Typer) -> None:
             with cli_context(config) as ctx:
                 release = releases.add(ctx, config, path=path, version=version)
         except FleetupError as error:
-            raise _fail(error) from error
+            raise refused(error) from error
         console.print(
             f"Added release {release.version}: target {release.target}, "
             f"{release.length} bytes, sha256 {release.sha256}"
@@ -89,7 +81,7 @@ def register(app: typer.Typer) -> None:
         try:
             keyid = repository.rotate(role, datetime.now(UTC))
         except FleetupError as error:
-            raise _fail(error) from error
+            raise refused(error) from error
         console.print(
             f"New {role} key {keyid}; root is now version {repository.roles()[0].version}"
         )
@@ -111,7 +103,7 @@ def register(app: typer.Typer) -> None:
             with cli_context(settings()) as ctx:
                 token = devices.create_enrollment_token(ctx, serial=serial)
         except FleetupError as error:
-            raise _fail(error) from error
+            raise refused(error) from error
         console.print(f"Enrollment token for {serial} (shown once, valid 7 days): {token}")
 
     @device_app.command("revoke")
@@ -121,5 +113,5 @@ def register(app: typer.Typer) -> None:
             with cli_context(settings()) as ctx:
                 devices.revoke(ctx, serial=serial)
         except FleetupError as error:
-            raise _fail(error) from error
+            raise refused(error) from error
         console.print(f"The IPC of {serial} is revoked; enroll it again with a new token.")

@@ -7,8 +7,8 @@ import json
 import typer
 from rich.table import Table
 
-from fleetup.cli.common import cli_context, cli_session, console, errors, settings
-from fleetup.core.errors import FleetupError, InvalidInput
+from fleetup.cli.common import cli_context, cli_session, console, errors, refused, settings
+from fleetup.core.errors import FleetupError
 from fleetup.sop.model import Lang
 from fleetup.upgrades import presenting, service
 from fleetup.upgrades.library import SopLibrary
@@ -46,14 +46,6 @@ def _print(instance: InstanceOut) -> None:
         console.print(f"Due now: {due}")
 
 
-def _fail(error: FleetupError) -> typer.Exit:
-    errors.print(f"[red]{error.message}[/red]")
-    if isinstance(error, InvalidInput):
-        for problem in error.problems:
-            errors.print(f"  {problem.field}: {problem.message}")
-    return typer.Exit(1)
-
-
 def register(app: typer.Typer) -> None:
     upgrade_app = typer.Typer(
         help="Machine upgrades, run as chart 2 of the SOP.", no_args_is_help=True
@@ -70,7 +62,7 @@ def register(app: typer.Typer) -> None:
                 ctx.session.flush()
                 described = presenting.describe(ctx.session, library, instance, lang)
         except FleetupError as error:
-            raise _fail(error) from error
+            raise refused(error) from error
         _print(described)
 
     @upgrade_app.command("event")
@@ -99,7 +91,7 @@ def register(app: typer.Typer) -> None:
                 )
                 described = presenting.describe(ctx.session, library, instance, lang)
         except FleetupError as error:
-            raise _fail(error) from error
+            raise refused(error) from error
         _print(described)
         for effect in effects:
             console.print(f"[yellow]Effect:[/yellow] {effect.kind} at {effect.node}")
@@ -113,7 +105,7 @@ def register(app: typer.Typer) -> None:
                 instance = service.get(session, instance_id=instance_id)
                 described = presenting.describe(session, library, instance, lang)
         except FleetupError as error:
-            raise _fail(error) from error
+            raise refused(error) from error
         _print(described)
         history = Table("#", "at", "actor", "event", "from", "to")
         for item in described.history:

@@ -11,13 +11,12 @@ from sqlalchemy.orm import Session
 
 from fleetup.api.access import READERS, GuardedRoute
 from fleetup.api.deps import db, server
-from fleetup.core.errors import NotFound
 from fleetup.fleet import service
 from fleetup.fleet.schemas import MachineFilter, MachineOut
-from fleetup.web.guard import PageError, signed_in
-from fleetup.web.language import N_, MachineState
+from fleetup.web.guard import signed_in
+from fleetup.web.language import MachineState
 from fleetup.web.rendering import Page, page
-from fleetup.web.upgrade_pages import panel_context
+from fleetup.web.upgrade_pages import machine_or_404, panel_context
 
 router = APIRouter(route_class=GuardedRoute, include_in_schema=False)
 readers = signed_in(*READERS)
@@ -110,18 +109,7 @@ def machines(
 def machine(
     serial: str, request: Request, current: Page = Depends(page), session: Session = Depends(db)
 ) -> Response:
-    try:
-        found = service.get_machine(session, serial=serial)
-    except NotFound as error:
-        raise PageError(
-            404,
-            N_("Machine not found"),
-            N_(
-                "There is no machine with serial %(serial)s. Check the serial on the machine's "
-                "label, or look for it in the machine list."
-            ),
-            serial=serial,
-        ) from error
+    found = machine_or_404(session, serial)
     site = found.site
     return current.render(
         "machine.html",

@@ -63,7 +63,8 @@ def panel_context(
     }
 
 
-def _machine_or_404(session: Session, serial: str) -> Any:
+def machine_or_404(session: Session, serial: str) -> Any:
+    """The machine with ``serial``, or the friendly 404 page."""
     try:
         return fleet.get_machine(session, serial=serial)
     except NotFound as error:
@@ -86,7 +87,7 @@ def upgrade_panel(
     current: Page = Depends(page),
     session: Session = Depends(db),
 ) -> Response:
-    found = _machine_or_404(session, serial)
+    found = machine_or_404(session, serial)
     latest = upgrades.latest_upgrade(session, machine_id=found.id)
     if latest is not None and latest.transitions == since:
         return current.finish(Response(status_code=204))
@@ -103,7 +104,7 @@ def start_upgrade(
     assert current.principal is not None  # the rule above admits only signed-in people
     parts = server(request)
     ctx = Ctx(session=session, actor=current.principal.actor, clock=parts.clock)
-    _machine_or_404(session, serial)
+    machine_or_404(session, serial)
     try:
         upgrades.start_upgrade(ctx, parts.library, serial=serial)
     except Conflict as error:
