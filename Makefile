@@ -36,7 +36,9 @@ browser-deps:
 	  echo "installing Debian's chromium and a CJK font for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; }
 
+# A3 compares the agent's backup with Debian's zstd command line on the same data.
 bench: $(STAMP)
+	@command -v zstd >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zstd; }
 	$(BIN)/python -m bench
 
 translations: $(STAMP)
