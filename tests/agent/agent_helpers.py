@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import tarfile
 import threading
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from securesystemslib.signer import Key, Signature, Signer, SSlibKey
+from securesystemslib.signer import CryptoSigner, Signer
 from tuf.api.metadata import (
     Metadata,
     MetaFile,
@@ -37,44 +36,8 @@ from tuf.api.metadata import (
 ROLES = ("root", "timestamp", "snapshot", "targets")
 
 
-class PureEd25519Signer(Signer):
-    """An ed25519 signer that needs no pyca/cryptography (tests only: slow, not hardened)."""
-
-    def __init__(self) -> None:
-        from securesystemslib._vendor.ed25519 import ed25519
-
-        self._ed = ed25519
-        self._secret = os.urandom(32)
-        self._public = ed25519.publickey_unsafe(self._secret)
-        keyval = {"public": self._public.hex()}
-        from securesystemslib.signer._utils import compute_default_keyid
-
-        keyid = compute_default_keyid("ed25519", "ed25519", keyval)
-        self._key = SSlibKey(keyid, "ed25519", "ed25519", keyval)
-
-    @property
-    def public_key(self) -> Key:
-        return self._key
-
-    def sign(self, payload: bytes) -> Signature:
-        signature = self._ed.signature_unsafe(payload, self._secret, self._public)
-        return Signature(self._key.keyid, signature.hex())
-
-    @classmethod
-    def from_priv_key_uri(
-        cls, priv_key_uri: str, public_key: Key, secrets_handler: Any = None
-    ) -> Signer:
-        raise NotImplementedError
-
-
 def make_signer() -> Signer:
-    try:
-        import cryptography  # noqa: F401
-        from securesystemslib.signer import CryptoSigner
-
-        return CryptoSigner.generate_ed25519()
-    except ImportError:
-        return PureEd25519Signer()
+    return CryptoSigner.generate_ed25519()
 
 
 class TufRepo:
