@@ -2,7 +2,9 @@
 
 ``run`` enrolls if needed, then loops: send waiting reports, resume an unfinished upgrade or
 poll for the next action (with ETag), run it, and heartbeat in the background every
-``agent.heartbeat_interval_s``. ``once`` does one poll-and-run (and one heartbeat) and exits.
+``agent.heartbeat_interval_s``. Between polls it waits ``agent.poll_interval_s``, or less when
+an MQTT wake-up arrives (``agent.mqtt_url``, see ``wake.py``). ``once`` does one poll-and-run
+(and one heartbeat) and exits.
 ``status`` reads only local files and prints, in Traditional Chinese and in English, what the
 person on site needs: version, upgrade state, last step and its result, link, last heartbeat.
 
@@ -30,6 +32,7 @@ from fleetup.agent.journal import Journal
 from fleetup.agent.register import ensure_enrolled, load_credential
 from fleetup.agent.runner import Outcome, UpgradeRunner
 from fleetup.agent.transport import Transport
+from fleetup.agent.wake import PollPacer
 
 log = logging.getLogger("fleetup.agent")
 
@@ -48,9 +51,13 @@ STATE_ZH = {
     "done": "升級完成",
     "rollback": "回復舊版中",
     "failed": "升級失敗",
+    "diagnose": "網路診斷中",
+    "switch_network": "切換備援線路中",
+    "snapshot": "快照備份中",
+    "restore": "系統還原中",
 }
 STATUS_ZH = {"started": "開始", "succeeded": "成功", "failed": "失敗"}
-LINK_ZH = {"primary": "主線路", "fallback": "備援線路 (4G)"}
+LINK_ZH = {"primary": "主線路", "fallback": "備援線路 (4G)", "4g": "備援線路 (4G)"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -166,6 +173,7 @@ def run_forever(config: AgentConfig) -> None:
     beat_transport.credential = session.transport.credential
     beats = HeartbeatThread(lambda: session.heartbeat(beat_transport), config.heartbeat_interval_s)
     beats.start()
+    pacer = PollPacer(config.mqtt_url, config.cloud_settings_file, session.runner.device_id)
     try:
         while True:
             try:
@@ -178,8 +186,10 @@ def run_forever(config: AgentConfig) -> None:
                 log.warning("server not reachable now: %s", e)
             except AgentError as e:
                 log.error("agent error: %s", e)
-            beats.join(config.poll_interval_s)
+            if pacer.wait(config.poll_interval_s):
+                log.info("woken up by the server: polling now")
     finally:
+        pacer.close()
         beats.stop()
         session.close()
         beat_transport.close()

@@ -27,6 +27,7 @@ _SECTIONS: dict[str, set[str]] = {
         "hook_timeout_s",
         "state_loop_cap",
         "upload_chunk_bytes",
+        "mqtt_url",
     },
 }
 
@@ -60,6 +61,7 @@ class AgentConfig:
     hook_timeout_s: float = 600.0
     state_loop_cap: int = 5
     upload_chunk_bytes: int = 1 << 20
+    mqtt_url: str | None = None
 
     @property
     def journal_file(self) -> Path:
@@ -156,7 +158,14 @@ def from_mapping(raw: dict[str, Any], *, base_dir: Path) -> AgentConfig:
         hook_timeout_s=fields.number("agent.hook_timeout_s", 600.0),
         state_loop_cap=fields.integer("agent.state_loop_cap", 5, minimum=1),
         upload_chunk_bytes=fields.integer("agent.upload_chunk_bytes", 1 << 20, minimum=1024),
+        mqtt_url=_mqtt_url(fields.text("agent.mqtt_url", required=False)),
     )
+
+
+def _mqtt_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("mqtt://", "mqtts://")):
+        raise ConfigError("agent.mqtt_url", "must start with mqtt:// or mqtts://")
+    return value
 
 
 class _Fields:

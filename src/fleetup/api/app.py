@@ -13,11 +13,13 @@ from fleetup.core.clock import Clock, SystemClock
 from fleetup.core.config import Settings
 from fleetup.core.db import make_engine, session_factory
 from fleetup.core.security import Signer
+from fleetup.notify import service as notify_service
 from fleetup.upgrades.library import SopLibrary
 
 
 def build_server(settings: Settings, clock: Clock | None = None) -> Server:
     engine = make_engine(settings.effective_database_url)
+    notify_service.use_settings(engine, settings)
     return Server(
         settings=settings,
         engine=engine,

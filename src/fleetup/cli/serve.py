@@ -1,6 +1,8 @@
-"""``fleetup serve`` and ``fleetup db upgrade``."""
+"""``fleetup serve`` (with the worker in a background thread) and ``fleetup db upgrade``."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import typer
 import uvicorn
@@ -8,6 +10,7 @@ import uvicorn
 from fleetup.api.app import build_server, create_app
 from fleetup.cli.common import console, settings
 from fleetup.core import migrate
+from fleetup.core.clock import ManualClock
 
 
 def register(app: typer.Typer) -> None:
@@ -31,10 +34,17 @@ def register(app: typer.Typer) -> None:
     def serve(
         host: str = typer.Option(None, help="Address to listen on; default from settings."),
         port: int = typer.Option(None, help="Port; default from settings."),
+        simulated_clock: datetime | None = typer.Option(
+            None,
+            formats=["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+            help="Run on simulated time from this UTC moment (moved by POST "
+            "/api/v1/simulation/clock), e.g. 2026-03-02T00:00:00Z.",
+        ),
     ) -> None:
         """Migrate the database, then serve the API and the web app."""
         config = settings()
-        parts = build_server(config)
+        clock = ManualClock(simulated_clock.replace(tzinfo=UTC)) if simulated_clock else None
+        parts = build_server(config, clock)
         migrate.upgrade(parts.engine)
         bind_host, bind_port = host or config.host, port or config.port
         console.print(f"fleetup serves http://{bind_host}:{bind_port}  (API docs at /api/docs)")

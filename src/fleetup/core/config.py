@@ -58,6 +58,60 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Chart id to a definition file that replaces the shipped one.",
     )
+    # Operations: monitoring rules, the on-call promise and its escalation chain.
+    heartbeat_missing_s: int = Field(
+        default=300, ge=10, description="A machine silent this long is offline."
+    )
+    watch_every_s: int = Field(
+        default=30, ge=1, le=300, description="How often monitoring evaluates its rules."
+    )
+    site_offline_min_machines: int = Field(
+        default=2,
+        ge=1,
+        description="A site with at least this many machines, all silent, is one alert.",
+    )
+    wave_failure_rate: float = Field(
+        default=0.2, gt=0, le=1, description="Share of failed machines in a wave that alerts."
+    )
+    wave_failure_min: int = Field(
+        default=3, ge=1, description="Failed machines a wave needs before its rate counts."
+    )
+    ack_promise_min: int = Field(
+        default=15, ge=1, description="Minutes within which on-call acknowledges an incident."
+    )
+    escalation_chain: list[str] = Field(
+        default_factory=list,
+        description="Usernames escalated to in turn after the promise; then the manager role.",
+    )
+    anomaly_wave_pause: int = Field(
+        default=3, ge=1, description="Data anomalies in one wave that pause the wave."
+    )
+
+    mqtt_url: str = Field(
+        default="",
+        description="MQTT broker for device wake-ups (mqtt:// or mqtts://); empty: no wake-ups.",
+    )
+    notify_retry_base_s: float = Field(
+        default=10.0, gt=0, description="First retry delay of a failed notification."
+    )
+    notify_retry_max_s: float = Field(
+        default=600.0, gt=0, description="Longest delay between two delivery attempts."
+    )
+    notify_max_age_s: float = Field(
+        default=24 * 3600.0, gt=0, description="A notification undelivered this long has failed."
+    )
+    notify_role_urls: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Role to Apprise URLs that also receive what is sent to that role.",
+    )
+    notify_mail_url: str = Field(
+        default="",
+        description="Apprise mailto:// or mailtos:// URL of the mail server for customer contacts.",
+    )
+    notify_customer_urls: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Customer code to Apprise URLs for that customer's contacts.",
+    )
 
     @field_validator("default_language")
     @classmethod

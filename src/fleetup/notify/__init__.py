@@ -1,0 +1,1 @@
+"""Notifications: the transactional outbox, delivery through Apprise, MQTT device wake-ups."""

@@ -1,0 +1,99 @@
+"""The worker loop: jobs on the server's clock, failures contained, a clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from fleetup.api.deps import Server
+from fleetup.core.clock import ManualClock
+from fleetup.worker import Job, Scheduler, run_until
+from fleetup.worker.jobs import JOBS
+
+
+def test_a_failing_job_waits_its_interval_and_the_others_still_run(
+    server_parts: Server, clock: ManualClock
+) -> None:
+    ran: list[str] = []
+
+    def broken(parts: Server) -> int:
+        ran.append("broken")
+        raise RuntimeError("boom")
+
+    def fine(parts: Server) -> int:
+        ran.append("fine")
+        return 1
+
+    scheduler = Scheduler(
+        [Job("broken", timedelta(minutes=1), broken), Job("fine", timedelta(seconds=1), fine)]
+    )
+    assert scheduler.run_due_safely(server_parts) == {"fine": 1}
+    clock.advance(timedelta(seconds=1))
+    assert scheduler.run_due_safely(server_parts) == {"fine": 1}
+    assert ran == ["broken", "fine", "fine"]
+
+
+def test_the_loop_stops_when_told(server_parts: Server) -> None:
+    calls: list[int] = []
+    stop = threading.Event()
+
+    def count(parts: Server) -> int:
+        calls.append(1)
+        return 0
+
+    thread = threading.Thread(
+        target=run_until,
+        args=(server_parts, stop, [Job("count", timedelta(0), count)]),
+        kwargs={"tick_s": 0.01},
+    )
+    thread.start()
+    time.sleep(0.2)
+    stop.set()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert len(calls) >= 2
+
+
+def test_delivery_is_registered(server_parts: Server) -> None:
+    names = [job.name for job in JOBS]
+    assert "notify.deliver_due" in names and "notify.publish_wakeups" in names
+    assert all(
+        isinstance(job.run(server_parts), int) for job in JOBS if job.name.startswith("notify.")
+    )
+
+
+def test_fleetup_worker_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "FLEETUP_VAR_DIR": str(tmp_path / "var"),
+        "FLEETUP_SECRET_KEY": "test-secret-key-not-for-production",
+    }
+    env.pop("FLEETUP_DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from fleetup.cli import app; app()", "worker", "--tick", "0.1"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        assert process.stdout is not None
+        seen = ""
+        while "fleetup worker runs" not in seen and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            assert line, f"the worker ended early: {seen}"
+            seen += line
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert "Stopping" in process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
