@@ -13,12 +13,17 @@ continues from there. :func:`restore` unpacks an archive (used by rollback and a
 restore), refusing entries that would land outside the target.
 
 Inside the archive, folder ``data_dirs[i]`` is stored under the prefix ``d<i>/``; only
-regular files and folders are kept (links and devices are listed as ``skipped``).
+regular files and folders are kept (links and devices are listed as ``skipped``). Files a
+data folder's ``.fleetup-immutable`` names (glob patterns, one a line, relative to that
+folder) are marked ``"immutable": true`` in the manifest: the data-anomaly check
+(``integrity.py``) reports any later change to them. :func:`restore_to_dirs` puts an archive
+back into the configured folders (a spare IPC's folders, not the paths it was taken from).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import json
 import os
@@ -38,6 +43,7 @@ from fleetup.agent.transport import Transport
 
 FORMAT = "fleetup-backup/1"
 MANIFEST_MEMBER = "fleetup-backup-manifest.json"
+IMMUTABLE_LIST = ".fleetup-immutable"
 ZSTD_LEVEL = 3
 
 
@@ -97,7 +103,7 @@ def create(data_dirs: Sequence[Path], archive: Path) -> BackupArchive:
                 tarfile.open(fileobj=zstd_out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
             ):
                 for index, data_dir in enumerate(data_dirs):
-                    _add_tree(tar, data_dir, f"d{index}", manifest)
+                    _add_tree(tar, data_dir, f"d{index}", manifest, _immutable_patterns(data_dir))
                 body = json.dumps(manifest, indent=2, sort_keys=True).encode()
                 info = tarfile.TarInfo(MANIFEST_MEMBER)
                 info.size = len(body)
@@ -229,6 +235,66 @@ def restore_in_place(archive: Path, stamp: str) -> list[Path]:
     return restored
 
 
+def read_manifest(archive: Path) -> dict[str, Any]:
+    """The manifest stored inside ``archive`` (not yet checked against the files).
+
+    Raises:
+        BackupCorrupt: the archive is unreadable or has no manifest.
+    """
+    return _embedded_manifest(archive)
+
+
+def restore_to_dirs(archive: Path, data_dirs: Sequence[Path], stamp: str) -> list[Path]:
+    """Put folder ``d<i>`` of ``archive`` back as ``data_dirs[i]``, keeping today's content.
+
+    The archive is verified first; each folder is unpacked beside its target (same file
+    system) and swapped in with ``os.replace``; what the target held is kept as
+    ``<folder>.before-restore-<stamp>``. Safe to repeat with the same ``stamp``: a folder
+    already moved aside is not moved again.
+
+    Returns:
+        The folders restored.
+
+    Raises:
+        BackupCorrupt: the archive does not match its manifest, or has more folders than
+            ``data_dirs``.
+        BackupError: unpacking or a swap failed.
+    """
+    manifest = _embedded_manifest(archive)
+    verify(archive, manifest)
+    prefixes = [str(entry["prefix"]) for entry in manifest["dirs"]]
+    if len(prefixes) > len(data_dirs):
+        raise BackupCorrupt(
+            f"{archive.name} holds {len(prefixes)} folders; {len(data_dirs)} are configured"
+        )
+    restored: list[Path] = []
+    for prefix, target in zip(prefixes, data_dirs, strict=False):
+        staging = target.with_name(f".{target.name}.restoring-{stamp}")
+        aside = target.with_name(f"{target.name}.before-restore-{stamp}")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            with _open_tar(archive) as tar:
+                for member in tar:
+                    if member.name != prefix and not member.name.startswith(prefix + "/"):
+                        continue
+                    tar.extract(member, staging, filter="data")
+            source = staging / prefix
+            source.mkdir(exist_ok=True)
+            if target.exists() and not aside.exists():
+                os.replace(target, aside)
+            elif target.exists():
+                shutil.rmtree(target)  # a restored copy from an interrupted earlier run
+            os.replace(source, target)
+            fsync_dir(target.parent)
+        except (OSError, tarfile.TarError, zstandard.ZstdError) as e:
+            raise BackupError(f"restore of {archive.name} into {target} failed: {e}") from e
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        restored.append(target)
+    return restored
+
+
 @dataclass(frozen=True)
 class UploadResult:
     """What an upload did: the server's id, and bytes sent by this call."""
@@ -310,7 +376,22 @@ def upload(
     return UploadResult(backup_id, sent, resumed_from)
 
 
-def _add_tree(tar: tarfile.TarFile, root: Path, prefix: str, manifest: dict[str, Any]) -> None:
+def _immutable_patterns(data_dir: Path) -> list[str]:
+    try:
+        text = (data_dir / IMMUTABLE_LIST).read_text(encoding="utf-8")
+    except OSError:
+        return []
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _add_tree(
+    tar: tarfile.TarFile,
+    root: Path,
+    prefix: str,
+    manifest: dict[str, Any],
+    immutable: Sequence[str] = (),
+) -> None:
     tar.add(root, arcname=prefix, recursive=False)
     for folder, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -325,7 +406,11 @@ def _add_tree(tar: tarfile.TarFile, root: Path, prefix: str, manifest: dict[str,
                 with path.open("rb") as handle:
                     reader = _HashingReader(handle)
                     tar.addfile(info, reader)
-                manifest["files"][arcname] = {"sha256": reader.hexdigest(), "size": info.size}
+                entry: dict[str, Any] = {"sha256": reader.hexdigest(), "size": info.size}
+                relative = path.relative_to(root).as_posix()
+                if any(fnmatch.fnmatchcase(relative, pattern) for pattern in immutable):
+                    entry["immutable"] = True
+                manifest["files"][arcname] = entry
                 manifest["total_bytes"] += info.size
             else:
                 manifest["skipped"].append(arcname)

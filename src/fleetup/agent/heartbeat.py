@@ -1,7 +1,9 @@
 """Heartbeats: a small ``POST /device/v1/heartbeat`` every ``agent.heartbeat_interval_s``.
 
 Each heartbeat says which version runs, which link reached the server and how the machine
-is (free disk, uptime, load). The outcome of the last one is kept in ``work_dir/heartbeat.json``
+is (free disk, uptime, load, and any data anomalies ``integrity.py`` finds). A link the
+server moved to 4G (``work_dir/link.json``) is used and reported as ``4g``.
+The outcome of the last one is kept in ``work_dir/heartbeat.json``
 for ``fleetup-agent status``. :class:`HeartbeatThread` sends them in the background while an
 upgrade step runs, with its own :class:`~fleetup.agent.transport.Transport`.
 """
@@ -21,6 +23,8 @@ from typing import Any
 from fleetup.agent._internal.clock import Clock, SystemClock, iso
 from fleetup.agent._internal.files import atomic_write_json
 from fleetup.agent.errors import AgentError
+from fleetup.agent.integrity import anomalies
+from fleetup.agent.network import apply_link_state
 from fleetup.agent.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -52,7 +56,16 @@ def send_heartbeat(
         What was recorded: ``{at, ok, link, version, error}``.
     """
     now = iso((clock or SystemClock()).now())
-    body = {"at": now, "version": version, "link": transport.link, "health": health(work_dir)}
+    apply_link_state(transport, work_dir)
+    facts = health(work_dir)
+    try:
+        found = anomalies(work_dir)
+    except Exception:  # the anomaly check must never cost the heartbeat
+        log.exception("data anomaly check failed")
+        found = []
+    if found:
+        facts["anomalies"] = found
+    body = {"at": now, "version": version, "link": transport.link, "health": facts}
     record: dict[str, Any] = {"at": now, "version": version}
     try:
         transport.post_json("/device/v1/heartbeat", body)

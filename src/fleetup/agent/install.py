@@ -129,14 +129,18 @@ def version_dir(install_root: Path, version: str) -> Path:
     return install_root / "versions" / version
 
 
-def unpack(package: Path, install_root: Path, version: str) -> Path:
+def unpack(package: Path, install_root: Path, version: str, *, fresh: bool = False) -> Path:
     """Unpack ``package`` into ``versions/<version>``; a no-op when it is already there.
+
+    Args:
+        fresh: unpack again even when the folder exists (a reinstall); the new copy is
+            complete before it replaces the old one, and the old one is then removed.
 
     Raises:
         PackageRejected: an entry is unsafe (absolute, ``..``, link, device) or unreadable.
     """
     final = version_dir(install_root, version)
-    if final.is_dir():
+    if final.is_dir() and not fresh:
         return final
     staging = final.with_name(f".{version}.unpacking")
     shutil.rmtree(staging, ignore_errors=True)
@@ -152,7 +156,15 @@ def unpack(package: Path, install_root: Path, version: str) -> Path:
     except (OSError, tarfile.TarError, zipfile.BadZipFile) as e:
         shutil.rmtree(staging, ignore_errors=True)
         raise PackageRejected(f"{package.name} cannot be unpacked: {e}") from e
-    staging.replace(final)
+    if final.is_dir():
+        # A crash between the two renames leaves no version folder: the next run unpacks again.
+        replaced = final.with_name(f".{version}.replaced")
+        shutil.rmtree(replaced, ignore_errors=True)
+        final.replace(replaced)
+        staging.replace(final)
+        shutil.rmtree(replaced, ignore_errors=True)
+    else:
+        staging.replace(final)
     fsync_dir(final.parent)
     return final
 

@@ -14,6 +14,10 @@ States, in the order a good upgrade runs through them::
     (any state) → rollback → failed          (something was changed, then a step failed)
     (any state before install) → failed      (nothing was changed)
 
+Remote actions (``agent/remote_actions.py``) run one state each, then ``done`` or ``failed``::
+
+    idle → diagnose | switch_network | snapshot | restore → done
+
 A state is entered (and saved) *before* its step runs, and each step first checks whether its
 work is already done, so re-running a state after a crash is safe. Entering the same state
 more than ``cap`` times raises :class:`StateLoopError`: a step that keeps crashing the agent
@@ -52,6 +56,10 @@ class State(StrEnum):
     DONE = "done"
     ROLLBACK = "rollback"
     FAILED = "failed"
+    DIAGNOSE = "diagnose"
+    SWITCH_NETWORK = "switch_network"
+    SNAPSHOT = "snapshot"
+    RESTORE = "restore"
 
 
 FINAL_STATES = frozenset({State.IDLE, State.DONE, State.FAILED})

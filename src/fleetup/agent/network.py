@@ -4,10 +4,18 @@
 :func:`check_links` asks ``GET <url>/healthz`` on the primary URL, then on the fallback (4G)
 URL, a few times each, and says which link answered; no answer on either raises
 :class:`~fleetup.agent.errors.NetworkCheckFailed`.
+
+The agent's own link to fleetup is remembered in ``work_dir/link.json`` once the server
+moved it to the 4G fallback (:func:`save_link_state`, :func:`apply_link_state`), so a restart
+or the heartbeat's own transport keep using it. :func:`diagnose_url` gives the evidence of a
+``diagnose`` action for one URL: DNS, the route (local address the OS would use) and
+``GET /healthz``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +26,9 @@ import httpx
 
 from fleetup.agent._internal.files import atomic_write_json, read_json
 from fleetup.agent.errors import NetworkCheckFailed
+from fleetup.agent.transport import Transport
+
+LINK_STATE_FILE = "link.json"
 
 
 @dataclass(frozen=True)
@@ -95,3 +106,92 @@ def check_links(
                     outcome = type(e).__name__
                 tried.append(f"{link}: {outcome}")
     raise NetworkCheckFailed("no link answered /healthz: " + "; ".join(tried[-4:]))
+
+
+def save_link_state(work_dir: Path, *, link: str, url: str | None) -> None:
+    """Remember which link the server asked for (``4g`` with its URL, or ``primary``)."""
+    atomic_write_json(work_dir / LINK_STATE_FILE, {"link": link, "url": url})
+
+
+def load_link_state(work_dir: Path) -> dict[str, Any] | None:
+    """The remembered link, or ``None`` when the server never moved it."""
+    path = work_dir / LINK_STATE_FILE
+    if not path.exists():
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        state = read_json(path)
+        if isinstance(state, dict):
+            return state
+    return None
+
+
+def apply_link_state(transport: Transport, work_dir: Path) -> str | None:
+    """Put ``transport`` on the remembered link; returns that link (``None``: as configured)."""
+    state = load_link_state(work_dir)
+    if not state or state.get("link") != "4g":
+        return None
+    url = state.get("url")
+    if not transport.pinned or (url and transport.urls.get("fallback") != url):
+        try:
+            transport.pin_fallback(url if isinstance(url, str) else None)
+        except ValueError:
+            return None
+    return "4g"
+
+
+def diagnose_url(
+    link: str, url: str, *, http: httpx.BaseTransport | None = None, timeout_s: float = 5.0
+) -> dict[str, Any]:
+    """DNS, route and reachability of one base URL; each part says ``ok`` and why not.
+
+    Never raises: a diagnosis reports what failed instead.
+    """
+    parsed = httpx.URL(url)
+    host = parsed.host
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    result: dict[str, Any] = {"link": link, "url": url, "host": host, "port": port}
+    addresses: list[str] = []
+    started = time.monotonic()
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = sorted({str(info[4][0]) for info in infos})
+        result["dns"] = {"ok": True, "addresses": addresses, "ms": _ms(started)}
+    except OSError as e:
+        result["dns"] = {"ok": False, "error": f"{type(e).__name__}: {e}", "ms": _ms(started)}
+    result["route"] = _route(addresses, port)
+    started = time.monotonic()
+    try:
+        with httpx.Client(transport=http, timeout=timeout_s) as client:
+            response = client.get(f"{url.rstrip('/')}/healthz")
+        result["reachable"] = {
+            "ok": response.is_success,
+            "status": response.status_code,
+            "ms": _ms(started),
+        }
+    except httpx.HTTPError as e:
+        result["reachable"] = {
+            "ok": False,
+            "error": f"{type(e).__name__}: {e}",
+            "ms": _ms(started),
+        }
+    return result
+
+
+def _route(addresses: list[str], port: int) -> dict[str, Any]:
+    """The local address the OS routes to the first resolved address (a UDP connect sends
+    nothing), which tells "no route" apart from "server down"."""
+    if not addresses:
+        return {"ok": False, "error": "no address to route to"}
+    address = addresses[0]
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((address, port))
+            local = probe.getsockname()[0]
+        return {"ok": True, "to": address, "local_address": str(local)}
+    except OSError as e:
+        return {"ok": False, "to": address, "error": f"{type(e).__name__}: {e}"}
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)

@@ -1,4 +1,5 @@
-"""Running one upgrade action through the journal's states, reporting every step.
+"""Running one action (an upgrade, a reinstall, or a remote action) through the journal's
+states, reporting every step.
 
 :class:`UpgradeRunner` is the agent's state machine driver. For each state it enters the
 state in the journal (saved), runs the step, and moves on; each step is reported to the server
@@ -15,6 +16,11 @@ Rules the steps keep:
 * any other failure after something changed rolls back: ``current`` points at the previous
   version again, the connection settings are put back, and the data folders are restored
   from the backup if ``migrate_data`` ran.
+
+A ``reinstall`` is an upgrade to the version already installed: its package is unpacked
+afresh over the version folder and ``previous`` is left alone. The remote kinds (``diagnose``,
+``fallback``, ``snapshot``, ``restore``) are one state each; their steps live in
+``remote_actions.py``.
 """
 
 from __future__ import annotations
@@ -52,8 +58,14 @@ from fleetup.agent.errors import (
     StateLoopError,
 )
 from fleetup.agent.journal import Journal, State
-from fleetup.agent.network import check_links, settings_from_action, write_settings
+from fleetup.agent.network import (
+    apply_link_state,
+    check_links,
+    settings_from_action,
+    write_settings,
+)
 from fleetup.agent.register import platform_credential_file, register_platform
+from fleetup.agent.remote_actions import REMOTE_STATE, RemoteActions
 from fleetup.agent.selftest import run_self_test
 from fleetup.agent.transport import Transport
 
@@ -67,7 +79,11 @@ class Outcome(StrEnum):
     FAILED = "failed"  # the upgrade failed (rolled back if anything had changed)
     PAUSED = "paused"  # a transient failure; call again later to resume
     WAITING = "waiting"  # the install window has not opened yet
-    SKIPPED = "skipped"  # already finished, outside its window, or not an upgrade
+    SKIPPED = "skipped"  # already finished, outside its window, or of an unknown kind
+
+
+#: Action kinds that run the upgrade's states.
+UPGRADE_KINDS = frozenset({"upgrade", "reinstall"})
 
 
 #: The event step each working state reports as.
@@ -79,6 +95,10 @@ STEP_OF: dict[State, str] = {
     State.REGISTER: "register",
     State.FUNCTION_TEST: "function_test",
     State.ROLLBACK: "rollback",
+    State.DIAGNOSE: "diagnose",
+    State.SWITCH_NETWORK: "switch_network",
+    State.SNAPSHOT: "snapshot",
+    State.RESTORE: "restore",
 }
 
 #: SOP chart 3 budgets (seconds); download and install share "program update".
@@ -90,6 +110,10 @@ BUDGET_S: dict[str, int] = {
     "register": 300,
     "function_test": 900,
     "rollback": 900,
+    "diagnose": 300,
+    "switch_network": 300,
+    "snapshot": 600,
+    "restore": 1800,
 }
 
 
@@ -133,7 +157,10 @@ class UpgradeRunner:
             State.FUNCTION_TEST: self._function_test,
             State.COMMIT: self._commit,
             State.ROLLBACK: self._rollback,
+            **RemoteActions(self).handlers(),
         }
+        # A link the server moved to 4G stays moved across restarts.
+        apply_link_state(self.transport, config.work_dir)
 
     def run_action(self, action: dict[str, Any]) -> Outcome:
         """Run ``action`` from the start, or resume the action already in the journal.
@@ -149,8 +176,12 @@ class UpgradeRunner:
         action_id = str(action.get("id", ""))
         if not action_id or self.journal.is_finished(action_id):
             return Outcome.SKIPPED
-        if action.get("kind") != "upgrade":
-            log.warning("ignoring action %s of kind %r", action_id, action.get("kind"))
+        kind = action.get("kind")
+        if kind in REMOTE_STATE:
+            self.journal.begin(action)
+            return self._drive(REMOTE_STATE[str(kind)])
+        if kind not in UPGRADE_KINDS:
+            log.warning("ignoring action %s of kind %r", action_id, kind)
             return Outcome.SKIPPED
         window = window_position(action.get("install_window"), self.clock)
         if window != "open":
@@ -160,7 +191,7 @@ class UpgradeRunner:
         problem = action_problem(action)
         if problem:
             self.journal.enter(State.BACKUP)
-            with contextlib.suppress(PackageRejected), self._step(State.BACKUP):
+            with contextlib.suppress(PackageRejected), self.step(State.BACKUP):
                 raise PackageRejected(f"the action is incomplete: {problem}")
             self.journal.enter(State.FAILED)
             self.flush_reports()
@@ -202,7 +233,7 @@ class UpgradeRunner:
                 self.journal.enter(state)
             except StateLoopError as e:
                 if state in STEP_OF:
-                    with contextlib.suppress(StateLoopError), self._step(state):
+                    with contextlib.suppress(StateLoopError), self.step(state):
                         raise e
                 state = State.FAILED if state is State.ROLLBACK else self._after_failure()
                 continue
@@ -227,7 +258,9 @@ class UpgradeRunner:
         return State.FAILED
 
     @contextlib.contextmanager
-    def _step(self, state: State) -> Iterator[dict[str, Any]]:
+    def step(self, state: State) -> Iterator[dict[str, Any]]:
+        """Report ``state``'s step as started, then succeeded or failed with the evidence the
+        body put in the yielded dict (plus duration and budget)."""
         step = STEP_OF[state]
         self._report(state, "started", {})
         started = self.clock.monotonic()
@@ -264,45 +297,53 @@ class UpgradeRunner:
     # The steps. Each checks the journal's facts first, so it can run twice.
 
     def _backup(self) -> State:
-        config, journal = self.config, self.journal
-        with self._step(State.BACKUP) as evidence:
-            facts = journal.facts
-            if facts.get("backup_verified") and Path(facts["backup_archive"]).exists():
-                archive = backup.load(Path(facts["backup_archive"]))
-                if archive.sha256 != facts["backup_sha256"]:
-                    raise BackupCorrupt(f"{archive.path.name} changed since it was verified")
-                files = facts["backup_files"]
-            else:
-                name = f"{_safe(journal.action_id or 'action')}-{_stamp(self.clock)}.tar.zst"
-                archive = backup.create(config.data_dirs, config.backups_dir / name)
-                journal.note(backup_archive=str(archive.path))
-                files = backup.verify(archive.path, archive.manifest)
-                journal.note(backup_verified=True, backup_sha256=archive.sha256, backup_files=files)
-            evidence.update(
-                archive=archive.path.name,
-                sha256=archive.sha256,
-                size=archive.size,
-                files=files,
-                data_bytes=archive.manifest.get("total_bytes"),
-                verified=True,
-            )
-            if not journal.facts.get("backup_uploaded"):
-                result = backup.upload(
-                    self.transport,
-                    archive,
-                    action_id=str(journal.action_id),
-                    chunk_bytes=config.upload_chunk_bytes,
-                    backup_id=journal.facts.get("backup_id"),
-                    on_backup_id=lambda backup_id: journal.note(backup_id=backup_id),
-                )
-                journal.note(backup_uploaded=True, backup_id=result.backup_id)
-                evidence.update(bytes_sent=result.bytes_sent, resumed_from=result.resumed_from)
-            evidence["backup_id"] = journal.facts.get("backup_id")
+        with self.step(State.BACKUP) as evidence:
+            self.archive_and_upload(evidence)
         return State.BACKUP_UPLOADED
+
+    def archive_and_upload(self, evidence: dict[str, Any]) -> None:
+        """Archive the data folders, read the archive back, upload it; fill ``evidence``.
+
+        Each part checks the journal first (a verified archive is reused after its hash is
+        checked again; an upload resumes by ``backup_id``), so it can run twice.
+        """
+        config, journal = self.config, self.journal
+        facts = journal.facts
+        if facts.get("backup_verified") and Path(facts["backup_archive"]).exists():
+            archive = backup.load(Path(facts["backup_archive"]))
+            if archive.sha256 != facts["backup_sha256"]:
+                raise BackupCorrupt(f"{archive.path.name} changed since it was verified")
+            files = facts["backup_files"]
+        else:
+            name = f"{_safe(journal.action_id or 'action')}-{_stamp(self.clock)}.tar.zst"
+            archive = backup.create(config.data_dirs, config.backups_dir / name)
+            journal.note(backup_archive=str(archive.path))
+            files = backup.verify(archive.path, archive.manifest)
+            journal.note(backup_verified=True, backup_sha256=archive.sha256, backup_files=files)
+        evidence.update(
+            archive=archive.path.name,
+            sha256=archive.sha256,
+            size=archive.size,
+            files=files,
+            data_bytes=archive.manifest.get("total_bytes"),
+            verified=True,
+        )
+        if not journal.facts.get("backup_uploaded"):
+            result = backup.upload(
+                self.transport,
+                archive,
+                action_id=str(journal.action_id),
+                chunk_bytes=config.upload_chunk_bytes,
+                backup_id=journal.facts.get("backup_id"),
+                on_backup_id=lambda backup_id: journal.note(backup_id=backup_id),
+            )
+            journal.note(backup_uploaded=True, backup_id=result.backup_id)
+            evidence.update(bytes_sent=result.bytes_sent, resumed_from=result.resumed_from)
+        evidence["backup_id"] = journal.facts.get("backup_id")
 
     def _download(self) -> State:
         release = self._release()
-        with self._step(State.DOWNLOAD) as evidence:
+        with self.step(State.DOWNLOAD) as evidence:
             result = download_release(
                 self.transport,
                 release,
@@ -323,7 +364,7 @@ class UpgradeRunner:
 
     def _install(self) -> State:
         root, journal, version = self.config.install_root, self.journal, self._release()["version"]
-        with self._step(State.INSTALL) as evidence:
+        with self.step(State.INSTALL) as evidence:
             package = Path(journal.facts["package"])
             manifest = install.read_manifest(package)
             if manifest.version != version:
@@ -332,7 +373,10 @@ class UpgradeRunner:
             if "previous_version" not in journal.facts:
                 journal.note(previous_version=install.current_version(root))
             previous = journal.facts["previous_version"]
-            folder = install.unpack(package, root, version)
+            fresh = self._is_reinstall() and not journal.facts.get("unpacked_fresh")
+            folder = install.unpack(package, root, version, fresh=fresh)
+            if fresh:
+                journal.note(unpacked_fresh=True)
             env = self._env(version)
             hooks: dict[str, list[dict[str, Any]]] = {}
             for phase, done_fact in (
@@ -362,7 +406,7 @@ class UpgradeRunner:
 
     def _network(self) -> State:
         path = self.config.cloud_settings_file
-        with self._step(State.NETWORK) as evidence:
+        with self.step(State.NETWORK) as evidence:
             settings = settings_from_action(self._action()["network"], device_id=self.device_id)
             if "settings_saved_as" not in self.journal.facts:
                 saved = (
@@ -386,7 +430,7 @@ class UpgradeRunner:
 
     def _register(self) -> State:
         hint = str(self._action().get("platform_hint") or "default")
-        with self._step(State.REGISTER) as evidence:
+        with self.step(State.REGISTER) as evidence:
             evidence.update(
                 register_platform(
                     self.transport,
@@ -401,7 +445,7 @@ class UpgradeRunner:
     def _function_test(self) -> State:
         version = self._release()["version"]
         folder = install.version_dir(self.config.install_root, version)
-        with self._step(State.FUNCTION_TEST) as evidence:
+        with self.step(State.FUNCTION_TEST) as evidence:
             manifest = install.parse_manifest(read_package_json(folder / install.MANIFEST))
             evidence.update(
                 run_self_test(
@@ -429,7 +473,7 @@ class UpgradeRunner:
 
     def _rollback(self) -> State:
         facts, root = self.journal.facts, self.config.install_root
-        with self._step(State.ROLLBACK) as evidence:
+        with self.step(State.ROLLBACK) as evidence:
             failed_version = install.current_version(root)
             restored_to = install.roll_back(root, to=facts.get("previous_version"))
             saved = facts.get("settings_saved_as")
@@ -460,6 +504,13 @@ class UpgradeRunner:
         action = self.journal.action
         assert action is not None
         return action
+
+    def _is_reinstall(self) -> bool:
+        action = self._action()
+        params = action.get("params")
+        return action.get("kind") == "reinstall" or (
+            isinstance(params, dict) and bool(params.get("reinstall"))
+        )
 
     def _release(self) -> dict[str, Any]:
         release: dict[str, Any] = self._action()["release"]

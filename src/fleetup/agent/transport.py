@@ -6,6 +6,8 @@ worked, falls over to the other one on connection errors and transient statuses 
 503, 504), and retries with exponential backoff; :attr:`Transport.link` tells which link
 answered last, for evidence and heartbeats. A failed primary is retried first again after
 ``primary_retry_s``, so the site goes back to its own line once it is repaired.
+:meth:`Transport.pin_fallback` (a ``fallback`` action from the server) turns that around: the
+4G link is tried first until :meth:`Transport.unpin`, and it is reported as ``4g``.
 
 Tests pass ``http=httpx.MockTransport(handler)`` (or point the URLs at a local server):
 nothing else in the agent opens a connection to the fleetup server.
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 PRIMARY = "primary"
 FALLBACK = "fallback"
+PINNED_4G = "4g"
 _TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 USER_AGENT = "fleetup-agent/1"
 
@@ -76,7 +79,34 @@ class Transport:
         self._clock = clock or SystemClock()
         self._primary_retry_s = primary_retry_s
         self._primary_failed_at: float | None = None
+        self._pinned = False
         self.link: str = PRIMARY
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the fallback (4G) link is tried first, by order of the server."""
+        return self._pinned
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """The base URL of each link (``primary``, ``fallback`` when there is one)."""
+        return dict(self._bases)
+
+    def pin_fallback(self, url: str | None = None) -> None:
+        """Try the fallback (4G) link first from now on, at ``url`` when given.
+
+        The primary stays the second choice, so a dead 4G modem does not cut the IPC off.
+        """
+        if url:
+            self._bases[FALLBACK] = url.rstrip("/")
+        if FALLBACK not in self._bases:
+            raise ValueError("there is no fallback URL to pin")
+        self._pinned = True
+        self.link = PINNED_4G
+
+    def unpin(self) -> None:
+        """Go back to the primary-first order."""
+        self._pinned = False
 
     def close(self) -> None:
         """Close the connections."""
@@ -206,6 +236,8 @@ class Transport:
 
     def _link_order(self) -> list[str]:
         links = list(self._bases)
+        if self._pinned and FALLBACK in self._bases:
+            return [FALLBACK, PRIMARY]
         failed_at = self._primary_failed_at
         recently_failed = (
             failed_at is not None and self._clock.monotonic() - failed_at < self._primary_retry_s
@@ -222,7 +254,7 @@ class Transport:
     def _link_worked(self, link: str) -> None:
         if link == PRIMARY:
             self._primary_failed_at = None
-        self.link = link
+        self.link = PINNED_4G if self._pinned and link == FALLBACK else link
 
 
 def _checked(response: httpx.Response, ok: tuple[int, ...]) -> httpx.Response:

@@ -151,14 +151,3 @@ def complete(
     upload.blob_sha256 = info.sha256
     ctx.audit("complete", upload, None)
     return _status(upload)
-
-
-def is_own_backup_blob(session: Session, *, caller: DeviceCaller, sha256: str) -> bool:
-    found = session.scalar(
-        select(BackupUpload.id).where(
-            BackupUpload.device_id == caller.id,
-            BackupUpload.blob_sha256 == sha256,
-            BackupUpload.complete.is_(True),
-        )
-    )
-    return found is not None

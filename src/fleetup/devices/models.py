@@ -25,6 +25,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from fleetup.core.audit import audited
 from fleetup.core.db import Base, UTCDateTime
 
+#: Remote action kinds (devices/remote.py) and the step whose ``succeeded`` report ends each.
+REMOTE_FINAL_STEP: dict[str, str] = {
+    "diagnose": "diagnose",
+    "fallback": "switch_network",
+    "snapshot": "snapshot",
+    "restore": "restore",
+}
+
 
 class Device(Base):
     """One enrolled IPC. Not in the audit registry: heartbeats change it every minute;
@@ -60,7 +68,11 @@ class EnrollmentToken(Base):
 
 @audited
 class DeviceAction(Base):
-    """An upgrade the machine's IPC is asked to run, tied to its chart 2 instance.
+    """Something the machine's IPC is asked to do.
+
+    ``upgrade`` and ``reinstall`` carry a release and their chart 2 instance; the remote
+    actions of devices/remote.py (``diagnose``, ``fallback``, ``snapshot``, ``restore``) carry
+    neither, only ``params``, and keep what the agent reported in ``evidence``.
 
     Held by machine, not by device: a deployment may be queued before the IPC enrolls, and
     a re-enrolled IPC (a replaced one) finds it all the same.
@@ -70,8 +82,10 @@ class DeviceAction(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id"), index=True)
-    instance_id: Mapped[int] = mapped_column(ForeignKey("sop_instances.id"), index=True)
-    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
+    instance_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sop_instances.id"), index=True, nullable=True
+    )
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"), nullable=True)
     kind: Mapped[str] = mapped_column(String(16), default="upgrade")
     # queued -> running -> succeeded | failed | rolled_back
     status: Mapped[str] = mapped_column(String(16), index=True)
@@ -81,6 +95,8 @@ class DeviceAction(Base):
     not_after: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     network: Mapped[dict[str, Any]] = mapped_column(JSON)
     platform_hint: Mapped[str] = mapped_column(String(64), default="default")
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
 
 
 class DeviceEvent(Base):

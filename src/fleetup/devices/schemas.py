@@ -7,7 +7,20 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-Step = Literal["backup", "download", "install", "network", "register", "function_test", "rollback"]
+Step = Literal[
+    "backup",
+    "download",
+    "install",
+    "network",
+    "register",
+    "function_test",
+    "rollback",
+    # remote actions (devices/remote.py); no chart 2 node, kept as device evidence
+    "diagnose",
+    "switch_network",
+    "snapshot",
+    "restore",
+]
 StepStatus = Literal["started", "succeeded", "failed"]
 
 

@@ -22,7 +22,13 @@ from sqlalchemy.orm import Session
 from fleetup.core.audit import snapshot
 from fleetup.core.context import Ctx
 from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound, PermissionDenied
-from fleetup.devices.models import Device, DeviceAction, DeviceEvent, EnrollmentToken
+from fleetup.devices.models import (
+    REMOTE_FINAL_STEP,
+    Device,
+    DeviceAction,
+    DeviceEvent,
+    EnrollmentToken,
+)
 from fleetup.devices.schemas import DeploymentIn, DeploymentOut, StepEventIn
 from fleetup.devices.sop_bridge import StepMapper, customer_is_existing
 from fleetup.fleet import service as fleet
@@ -227,6 +233,9 @@ def _bump(session: Session, *, machine_id: int) -> None:
     device = session.scalar(select(Device).where(Device.machine_id == machine_id))
     if device is not None:
         device.changes += 1
+        from fleetup.notify import service as notify  # lazily: it loads Apprise
+
+        notify.wake_device(session, device_id=device.id)
 
 
 def etag(caller: DeviceCaller) -> str:
@@ -235,15 +244,27 @@ def etag(caller: DeviceCaller) -> str:
 
 
 def next_action(session: Session, *, caller: DeviceCaller) -> dict[str, Any] | None:
-    """The oldest queued or running action of the device, as the agent reads it."""
+    """The device's next open action, as the agent reads it.
+
+    Remote actions (diagnostics, fallback, snapshot, restore) come before an upgrade or a
+    reinstall, so a spare IPC restores the machine's data before the upgrade goes on; within
+    each group the oldest comes first.
+    """
     action = session.scalar(
         select(DeviceAction)
         .where(DeviceAction.machine_id == caller.machine_id, DeviceAction.status.in_(OPEN_STATUSES))
-        .order_by(DeviceAction.id)
+        .order_by(DeviceAction.kind.not_in(tuple(REMOTE_FINAL_STEP)), DeviceAction.id)
         .limit(1)
     )
     if action is None:
         return None
+    if action.release_id is None:
+        return {
+            "id": public_id("act", action.id),
+            "kind": action.kind,
+            "params": action.params or {},
+            "install_window": None,
+        }
     release = releases.get_by_id(session, release_id=action.release_id)
     window = None
     if action.not_before or action.not_after:
@@ -260,6 +281,7 @@ def next_action(session: Session, *, caller: DeviceCaller) -> dict[str, Any] | N
         "install_window": window,
         "network": action.network,
         "platform_hint": action.platform_hint,
+        "params": action.params or {},
     }
 
 
@@ -284,11 +306,17 @@ def deployments_of(session: Session, *, serial: str) -> list[DeploymentOut]:
     """Every action queued for the machine's IPC, oldest first."""
     machine = fleet.get_machine(session, serial=serial)
     actions = session.scalars(
-        select(DeviceAction).where(DeviceAction.machine_id == machine.id).order_by(DeviceAction.id)
+        select(DeviceAction)
+        .where(
+            DeviceAction.machine_id == machine.id,
+            DeviceAction.release_id.is_not(None),
+            DeviceAction.instance_id.is_not(None),
+        )
+        .order_by(DeviceAction.id)
     ).all()
     return [
         _deployment_out(
-            action, serial, releases.get_by_id(session, release_id=action.release_id).version
+            action, serial, releases.get_by_id(session, release_id=action.release_id or 0).version
         )
         for action in actions
     ]
@@ -298,7 +326,7 @@ def _deployment_out(action: DeviceAction, serial: str, version: str) -> Deployme
     return DeploymentOut(
         action_id=public_id("act", action.id),
         serial=serial,
-        instance_id=action.instance_id,
+        instance_id=action.instance_id or 0,  # deployments always have one
         version=version,
         status=action.status,
         created_at=action.created_at,
@@ -340,32 +368,44 @@ def record_event(
         ctx.session.flush()
     except IntegrityError as error:  # the same report arrived twice at once
         raise Conflict("this report is being recorded already; send it again") from error
-    mapper = StepMapper(
-        ctx,
-        library,
-        instance_id=action.instance_id,
-        customer_existing=customer_is_existing(ctx, serial=caller.serial),
-    )
-    row.sop_note = mapper.apply(
-        step=event.step, status=event.status, at=event.at, evidence=event.evidence
-    )
+    if action.instance_id is None:
+        row.sop_note = f"{action.kind}: device evidence only, no chart 2 step"
+    else:
+        mapper = StepMapper(
+            ctx,
+            library,
+            instance_id=action.instance_id,
+            customer_existing=customer_is_existing(ctx, serial=caller.serial),
+        )
+        row.sop_note = mapper.apply(
+            step=event.step, status=event.status, at=event.at, evidence=event.evidence
+        )
     _follow_status(ctx, action, event)
     return True
 
 
 def _follow_status(ctx: Ctx, action: DeviceAction, event: StepEventIn) -> None:
+    before = snapshot(action)
     status = action.status
     if status == "queued":
         status = "running"
-    if event.step == "function_test" and event.status == "succeeded":
+    final_step = REMOTE_FINAL_STEP.get(action.kind)
+    if final_step is not None and event.status != "started":
+        # The action keeps each step's last report, so its state reads without the events.
+        action.evidence = {**(action.evidence or {}), event.step: event.evidence}
+    ends = (
+        event.step in (final_step, "function_test") if final_step else event.step == "function_test"
+    )
+    if ends and event.status == "succeeded":
         status = "succeeded"
     elif event.step == "rollback" and event.status != "started":
         status = "rolled_back" if event.status == "succeeded" else "failed"
     elif event.status == "failed" and not event.evidence.get("will_retry", False):
         status = "failed"
     if status == action.status:
+        if action.evidence != before.get("evidence"):
+            ctx.audit("update", action, before, note=f"{event.step} {event.status}")
         return
-    before = snapshot(action)
     action.status = status
     action.updated_at = ctx.now()
     _bump(ctx.session, machine_id=action.machine_id)

@@ -19,7 +19,7 @@ from fleetup.api.device.ranges import blob_response
 from fleetup.api.problems import MEDIA_TYPE
 from fleetup.core.context import Ctx
 from fleetup.core.errors import InvalidInput, NotFound
-from fleetup.devices import backups
+from fleetup.devices import backups, remote
 from fleetup.devices import service as devices
 from fleetup.devices.schemas import (
     BackupIn,
@@ -174,7 +174,7 @@ def blob(sha256: str, request: Request, session: Session = Depends(db)) -> Respo
     caller = current_device(request)
     if not is_sha256(sha256):
         raise NotFound(f"no blob {sha256}")
-    allowed = releases.is_release_blob(session, sha256=sha256) or backups.is_own_backup_blob(
+    allowed = releases.is_release_blob(session, sha256=sha256) or remote.machine_backup_blob(
         session, caller=caller, sha256=sha256
     )
     session.rollback()
