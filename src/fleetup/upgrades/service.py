@@ -274,3 +274,19 @@ def _carry_out(ctx: Ctx, instance: SopInstance, effects: tuple[Effect, ...]) -> 
             serial=instance.subject_ref,
             data=MachineUpdate(state=MachineState.on_new_platform),
         )
+
+
+def abandon(ctx: Ctx, *, instance_id: int, reason: str) -> SopInstance:
+    """Close an upgrade that will not go on (a retry starts a new one); kept for the record.
+
+    Raises:
+        Conflict: the upgrade is complete already.
+    """
+    instance = get(ctx.session, instance_id=instance_id)
+    if instance.status == "completed":
+        raise Conflict(f"upgrade {instance_id} is complete; it cannot be abandoned")
+    before = snapshot(instance)
+    instance.status = "abandoned"
+    instance.updated_at = ctx.now()
+    ctx.audit("abandon", instance, before, note=reason)
+    return instance

@@ -1,0 +1,302 @@
+"""Where a wave meets the rest of fleetup: deployments, upgrades, visits, notices, alerts.
+
+A member's status is read from two records the campaign does not own: the device action
+that carries its deployment (queued, held, running, succeeded, failed, rolled back) and its
+chart 2 upgrade (running, waiting on a loop cap, completed). A member has succeeded when its
+upgrade is complete, which includes the technician's steps after the agent's; it has
+failed when the agent gave up or the upgrade waits on a cap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleetup.accounts.models import User
+from fleetup.campaigns.models import GateEvent, Visit, Wave, WaveMember
+from fleetup.campaigns.schedule import ScheduleRules
+from fleetup.core.audit import snapshot
+from fleetup.core.context import Ctx
+from fleetup.core.security import Role
+from fleetup.customers import notices
+from fleetup.devices import service as devices
+from fleetup.devices.models import Device, DeviceAction
+from fleetup.devices.schemas import DeploymentIn, InstallWindow
+from fleetup.fleet.models import Customer, Machine, Site
+from fleetup.notify import service as notify
+from fleetup.upgrades import service as upgrades
+from fleetup.upgrades.library import SopLibrary
+from fleetup.upgrades.models import SopInstance
+
+FINAL_FAILURES = ("failed", "rolled_back")
+# A hold stops installing; the operations side's snapshot or restore must still run.
+UPGRADE_KINDS = ("upgrade", "reinstall")
+
+
+def technicians(session: Session) -> list[str]:
+    """Usernames of the active technicians, in a stable order."""
+    return list(
+        session.scalars(
+            select(User.username)
+            .where(User.role == Role.technician, User.active.is_(True))
+            .order_by(User.username)
+        )
+    )
+
+
+def deploy(
+    ctx: Ctx,
+    library: SopLibrary,
+    *,
+    serial: str,
+    version: str,
+    window: tuple[datetime, datetime],
+    base_url: str,
+) -> tuple[int, int]:
+    """Queue the machine's deployment with ``window`` as its install window.
+
+    Returns:
+        The device action's id and the chart 2 instance's id.
+    """
+    out = devices.deploy(
+        ctx,
+        library,
+        serial=serial,
+        data=DeploymentIn(
+            version=version,
+            install_window=InstallWindow(not_before=window[0], not_after=window[1]),
+        ),
+        base_url=base_url,
+    )
+    number = devices.parse_id("act", out.action_id)
+    assert number is not None
+    return number, out.instance_id
+
+
+def scheduled(
+    ctx: Ctx,
+    *,
+    serial: str,
+    start: datetime,
+    end: datetime,
+    rules: ScheduleRules,
+    technician: str,
+) -> None:
+    """Tell the customer (chart 2 A: the advance notice and the reminder) and put the visit on
+    the technician's day."""
+    notices.schedule_notice(
+        ctx,
+        serial=serial,
+        visit_start=start,
+        visit_end=end,
+        expected_minutes=int(rules.visit_minutes),
+        technician=technician,
+    )
+
+
+def progress(
+    session: Session, *, wave_id: int
+) -> Sequence[tuple[WaveMember, DeviceAction | None, SopInstance | None]]:
+    return session.execute(
+        select(WaveMember, DeviceAction, SopInstance)
+        .outerjoin(DeviceAction, WaveMember.action_id == DeviceAction.id)
+        .outerjoin(SopInstance, WaveMember.instance_id == SopInstance.id)
+        .where(WaveMember.wave_id == wave_id)
+        .order_by(WaveMember.id)
+    ).all()
+
+
+def member_status(action: DeviceAction | None, instance: SopInstance | None) -> str:
+    if instance is not None and instance.status == "completed":
+        return "succeeded"
+    if action is None:
+        return "pending"
+    if action.status in FINAL_FAILURES or (instance is not None and instance.status == "waiting"):
+        return "failed"
+    if action.status == "held":
+        return "held"
+    if action.status == "cancelled":
+        return "cancelled"
+    if action.status == "queued":
+        return "scheduled"
+    return "running"
+
+
+def window_passed(ctx: Ctx, action: DeviceAction) -> bool:
+    """The install window closed before the IPC started: the visit was missed."""
+    return (
+        action.status == "queued" and action.not_after is not None and action.not_after < ctx.now()
+    )
+
+
+def follow_visit(ctx: Ctx, member: WaveMember, status: str, instance: SopInstance | None) -> None:
+    visit = _current_visit(ctx.session, member.machine_id, member.wave_id)
+    if visit is None:
+        return
+    before = snapshot(visit)
+    if status == "running" and visit.status == "planned":
+        visit.status = "in_progress"
+        visit.actual_start = ctx.now()
+    elif status in ("succeeded", "failed") and visit.status in ("planned", "in_progress"):
+        visit.status = "done"
+        visit.actual_start = visit.actual_start or ctx.now()
+        completed = instance.completed_at if instance is not None else None
+        visit.actual_end = completed or ctx.now()
+    else:
+        return
+    ctx.audit("update", visit, before)
+
+
+def _current_visit(session: Session, machine_id: int, wave_id: int) -> Visit | None:
+    return session.scalar(
+        select(Visit)
+        .where(
+            Visit.machine_id == machine_id,
+            Visit.wave_id == wave_id,
+            Visit.status.in_(("planned", "in_progress")),
+        )
+        .order_by(Visit.id.desc())
+    )
+
+
+def cancel_visits(ctx: Ctx, machine_ids: Iterable[int], *, wave_id: int) -> None:
+    for machine_id in machine_ids:
+        visit = _current_visit(ctx.session, machine_id, wave_id)
+        if visit is None:
+            continue
+        before = snapshot(visit)
+        visit.status = "cancelled"
+        ctx.audit("cancel", visit, before)
+
+
+def _set_action(ctx: Ctx, action: DeviceAction, status: str, note: str) -> None:
+    before = snapshot(action)
+    action.status = status
+    action.updated_at = ctx.now()
+    ctx.audit("update", action, before, note=note)
+    device = ctx.session.scalar(select(Device).where(Device.machine_id == action.machine_id))
+    if device is not None:
+        device.changes += 1  # the next poll sees a new ETag
+
+
+def _actions(
+    session: Session, members: Iterable[WaveMember]
+) -> list[tuple[WaveMember, DeviceAction]]:
+    found = []
+    for member in members:
+        if member.action_id is None:
+            continue
+        action = session.get(DeviceAction, member.action_id)
+        if action is not None:
+            found.append((member, action))
+    return found
+
+
+def hold(ctx: Ctx, members: Iterable[WaveMember]) -> int:
+    """Hold the members' deployments the IPC has not started; returns how many."""
+    held = 0
+    for member, action in _actions(ctx.session, members):
+        if action.status == "queued":
+            _set_action(ctx, action, "held", "wave paused")
+            member.status = "held"
+            held += 1
+    return held
+
+
+def release(ctx: Ctx, members: Iterable[WaveMember]) -> int:
+    released = 0
+    for member, action in _actions(ctx.session, members):
+        if action.status == "held":
+            _set_action(ctx, action, "queued", "wave resumed")
+            member.status = "scheduled"
+            released += 1
+    return released
+
+
+def cancel(ctx: Ctx, members: Iterable[WaveMember]) -> None:
+    for _, action in _actions(ctx.session, members):
+        if action.status in ("queued", "held"):
+            _set_action(ctx, action, "cancelled", "wave aborted")
+
+
+def hold_machine_actions(ctx: Ctx, *, serial: str, reason: str) -> int:
+    """Hold a machine's queued actions outside any wave."""
+    machine = ctx.session.scalar(select(Machine).where(Machine.serial == serial))
+    if machine is None:
+        return 0
+    actions = ctx.session.scalars(
+        select(DeviceAction).where(
+            DeviceAction.machine_id == machine.id,
+            DeviceAction.status == "queued",
+            DeviceAction.kind.in_(UPGRADE_KINDS),
+        )
+    ).all()
+    for action in actions:
+        _set_action(ctx, action, "held", reason)
+    return len(actions)
+
+
+def prepare_retry(ctx: Ctx, member: WaveMember) -> None:
+    """Set a failed machine up for a new deployment.
+
+    An upgrade waiting on a loop cap cannot take the agent's reports any more; it is closed
+    as abandoned and the retry starts a new one. A running upgrade (at M reinstall or R
+    troubleshoot) goes on with the new deployment.
+    """
+    if member.instance_id is not None:
+        instance = upgrades.get(ctx.session, instance_id=member.instance_id)
+        if instance.status == "waiting":
+            upgrades.abandon(ctx, instance_id=instance.id, reason="the wave retries this machine")
+    member.action_id = None
+    member.instance_id = None
+    member.status = "pending"
+
+
+def alert(ctx: Ctx, wave: Wave, event: GateEvent, *, template: str) -> None:
+    """Tell the managers (and, for a pause, the on-call engineers) what the gate did."""
+    recipients = ["role:manager"]
+    if template == "gate_paused":
+        recipients.append("role:on_call")
+    notify.send(
+        ctx,
+        template=template,
+        key=f"gate-event-{event.id}",
+        to=recipients,
+        params={
+            "wave": wave.code,
+            "wave_title_zh_tw": wave.title_zh_tw,
+            "wave_title_en": wave.title_en,
+            "campaign_id": wave.campaign_id,
+            "reason": event.reason,
+            "counts": event.counts,
+        },
+    )
+
+
+def visits_for(
+    session: Session,
+    *,
+    campaign_id: int,
+    technician: str | None = None,
+    day_start: datetime | None = None,
+    day_end: datetime | None = None,
+) -> Sequence[tuple[Visit, Machine, str]]:
+    query = (
+        select(Visit, Machine, Wave.code)
+        .join(Machine, Visit.machine_id == Machine.id)
+        .join(Wave, Visit.wave_id == Wave.id)
+        .join(Site, Machine.site_id == Site.id)
+        .join(Customer, Site.customer_id == Customer.id)
+        .where(Visit.campaign_id == campaign_id)
+        .order_by(Visit.planned_start, Visit.id)
+    )
+    if technician:
+        query = query.where(Visit.technician == technician)
+    if day_start is not None:
+        query = query.where(Visit.planned_start >= day_start)
+    if day_end is not None:
+        query = query.where(Visit.planned_start < day_end)
+    return session.execute(query).all()

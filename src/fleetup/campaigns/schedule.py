@@ -1,0 +1,273 @@
+"""Technicians' day plans: pure planning over maintenance windows and working hours.
+
+Each machine needs a technician on site for the SOP's per-machine budget (chart 3 H, 65
+minutes), inside one of its site's weekly maintenance windows (in the site's time zone),
+and inside the technician's working hours, with travel time between two different sites
+and a cap on a technician's minutes per day (visits plus travel). A technician is never
+booked twice at once. The planner is greedy and deterministic: sites in order of their
+earliest window, machines of a site one after another, each at the earliest slot any
+technician can take (ties go to the technician with fewer minutes booked).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Interval = tuple[datetime, datetime]
+ALL_DAY: tuple[dict[str, object], ...] = (
+    {"days": [0, 1, 2, 3, 4, 5, 6], "start": "00:00", "end": "24:00"},
+)
+
+
+class ScheduleRules(BaseModel):
+    """A campaign's planning rules (stored as the campaign's ``schedule``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    visit_minutes: float = Field(default=65, gt=0, description="chart 3 H: 65 minutes")
+    travel_minutes: float = Field(default=45, ge=0, description="between two sites")
+    working_hours: tuple[dict[str, object], ...] = Field(
+        default=ALL_DAY, description="weekly windows, as a site's maintenance windows"
+    )
+    max_day_minutes: float = Field(default=600, gt=0, description="visits plus travel")
+    horizon_days: int = Field(default=56, ge=1, le=366)
+    timezone: str = "Asia/Taipei"
+
+
+@dataclass(frozen=True)
+class MachineJob:
+    serial: str
+    site: str
+    timezone: str
+    windows: tuple[dict[str, object], ...]
+
+
+@dataclass(frozen=True)
+class Booking:
+    technician: str
+    serial: str
+    site: str
+    start: datetime
+    end: datetime
+    travel_minutes: float = 0.0
+
+
+@dataclass
+class Plan:
+    visits: list[Booking] = field(default_factory=list)
+    unplanned: list[str] = field(default_factory=list)
+
+
+def _clock(text: str) -> time | None:
+    """``HH:MM``; ``24:00`` is None, meaning the end of the day."""
+    hours, minutes = (int(part) for part in text.split(":"))
+    return None if hours == 24 else time(hours, minutes)
+
+
+def window_intervals(
+    windows: Iterable[dict[str, object]], timezone: str, start: datetime, end: datetime
+) -> list[Interval]:
+    """The weekly ``windows`` (site-local) as UTC intervals overlapping [start, end), merged."""
+    zone = ZoneInfo(timezone)
+    first_day = start.astimezone(zone).date() - timedelta(days=1)
+    last_day = end.astimezone(zone).date()
+    found: list[Interval] = []
+    for window in windows:
+        days = {int(day) for day in window["days"]}  # type: ignore[attr-defined]
+        opens = _clock(str(window["start"])) or time(0, 0)
+        closes = _clock(str(window["end"]))
+        day = first_day
+        while day <= last_day:
+            if day.weekday() in days:
+                begin = datetime.combine(day, opens, zone)
+                if closes is None or closes <= opens:
+                    finish_day = day + timedelta(days=1)
+                    finish = datetime.combine(finish_day, closes or time(0, 0), zone)
+                else:
+                    finish = datetime.combine(day, closes, zone)
+                lo, hi = max(begin, start), min(finish, end)
+                if lo < hi:
+                    found.append((lo, hi))
+            day += timedelta(days=1)
+    return merge(found)
+
+
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    merged: list[Interval] = []
+    for lo, hi in sorted(intervals):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def intersect(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
+    out: list[Interval] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if lo < hi:
+            out.append((lo, hi))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+class _Calendar:
+    """One technician's bookings, sorted, with minutes per local day."""
+
+    def __init__(self, name: str, zone: ZoneInfo, bookings: Iterable[Booking]) -> None:
+        self.name = name
+        self.zone = zone
+        self.bookings: list[Booking] = []
+        self.starts: list[datetime] = []
+        self.day_minutes: dict[date, float] = defaultdict(float)
+        self.total = 0.0
+        for booking in sorted(bookings, key=lambda b: b.start):
+            self.add(booking)
+
+    def add(self, booking: Booking) -> None:
+        at = bisect.bisect(self.starts, booking.start)
+        self.starts.insert(at, booking.start)
+        self.bookings.insert(at, booking)
+        minutes = (booking.end - booking.start).total_seconds() / 60 + booking.travel_minutes
+        self.day_minutes[booking.start.astimezone(self.zone).date()] += minutes
+        self.total += minutes
+
+    def neighbours(self, moment: datetime) -> tuple[Booking | None, Booking | None]:
+        at = bisect.bisect(self.starts, moment)
+        before = self.bookings[at - 1] if at else None
+        after = self.bookings[at] if at < len(self.bookings) else None
+        return before, after
+
+    def ends_within(self, lo: datetime, hi: datetime) -> list[Booking]:
+        # Bookings never overlap, so sorting by start sorts by end too.
+        at = bisect.bisect_left(self.starts, lo - timedelta(days=1))
+        return [b for b in self.bookings[at:] if lo <= b.end <= hi]
+
+
+def plan_visits(
+    jobs: Sequence[MachineJob],
+    technicians: Sequence[str],
+    *,
+    rules: ScheduleRules,
+    start: datetime,
+    booked: Iterable[Booking] = (),
+    travel: Callable[[str, str], float] | None = None,
+) -> Plan:
+    """Book a visit for every machine of ``jobs``, from ``start`` on.
+
+    Args:
+        jobs: The machines to visit.
+        technicians: Who may be booked.
+        rules: Visit length, travel, working hours, day cap, horizon.
+        start: The earliest moment a visit may begin.
+        booked: Visits already planned (other waves), which stay as they are.
+        travel: Minutes between two sites; default ``rules.travel_minutes`` between two
+            different sites and 0 within a site.
+
+    Returns:
+        The new visits, and the serials no slot within the horizon could take.
+    """
+
+    def default_travel(a: str, b: str) -> float:
+        return 0.0 if a == b else rules.travel_minutes
+
+    minutes_between = travel or default_travel
+    zone = ZoneInfo(rules.timezone)
+    end = start + timedelta(days=rules.horizon_days)
+    length = timedelta(minutes=rules.visit_minutes)
+    hours = window_intervals(rules.working_hours, rules.timezone, start, end)
+    by_name: dict[str, list[Booking]] = defaultdict(list)
+    for booking in booked:
+        by_name[booking.technician].append(booking)
+    calendars = [_Calendar(name, zone, by_name[name]) for name in technicians]
+    site_windows: dict[str, list[Interval]] = {}
+    for job in jobs:
+        if job.site not in site_windows:
+            windows = window_intervals(job.windows, job.timezone, start, end)
+            site_windows[job.site] = intersect(windows, hours)
+
+    def first_window(job: MachineJob) -> datetime:
+        spans = site_windows[job.site]
+        return spans[0][0] if spans else end
+
+    plan = Plan()
+    for job in sorted(jobs, key=lambda j: (first_window(j), j.site, j.serial)):
+        best: tuple[datetime, float, _Calendar, float] | None = None
+        for calendar in calendars:
+            slot = _earliest(calendar, job, site_windows[job.site], length, rules, minutes_between)
+            if slot is None:
+                continue
+            moment, travel_before = slot
+            if best is None or (moment, calendar.total) < (best[0], best[1]):
+                best = (moment, calendar.total, calendar, travel_before)
+        if best is None:
+            plan.unplanned.append(job.serial)
+            continue
+        moment, _, calendar, travel_before = best
+        booking = Booking(
+            calendar.name, job.serial, job.site, moment, moment + length, travel_before
+        )
+        calendar.add(booking)
+        plan.visits.append(booking)
+    return plan
+
+
+def _earliest(
+    calendar: _Calendar,
+    job: MachineJob,
+    windows: Sequence[Interval],
+    length: timedelta,
+    rules: ScheduleRules,
+    travel: Callable[[str, str], float],
+) -> tuple[datetime, float] | None:
+    for lo, hi in windows:
+        if hi - lo < length:
+            continue
+        candidates = {lo}
+        for booking in calendar.ends_within(lo - timedelta(hours=24), hi):
+            candidates.add(booking.end + timedelta(minutes=travel(booking.site, job.site)))
+        for moment in sorted(candidates):
+            if moment < lo or moment + length > hi:
+                continue
+            fits = _fits(calendar, job, moment, length, rules, travel)
+            if fits is not None:
+                return moment, fits
+    return None
+
+
+def _fits(
+    calendar: _Calendar,
+    job: MachineJob,
+    moment: datetime,
+    length: timedelta,
+    rules: ScheduleRules,
+    travel: Callable[[str, str], float],
+) -> float | None:
+    """The travel minutes before the visit when it fits the calendar there, else None."""
+    before, after = calendar.neighbours(moment)
+    travel_before = 0.0
+    if before is not None:
+        travel_before = travel(before.site, job.site)
+        if before.end + timedelta(minutes=travel_before) > moment:
+            return None
+    if after is not None:
+        back = travel(job.site, after.site)
+        if moment + length + timedelta(minutes=back) > after.start:
+            return None
+    day = moment.astimezone(calendar.zone).date()
+    used = calendar.day_minutes.get(day, 0.0)
+    if used + length.total_seconds() / 60 + travel_before > rules.max_day_minutes:
+        return None
+    return travel_before

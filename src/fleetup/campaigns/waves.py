@@ -1,0 +1,651 @@
+"""Waves: who is in them, starting them, following their machines, and their gates.
+
+``tick`` is what the worker runs every minute of the server's clock for a running campaign:
+it starts each wave at its planned time once the wave before it has opened its gate, brings
+every member's status up to date from its device action and chart 2 upgrade, re-plans a
+visit the machine missed, and applies the gate rules (``gates.py``). Everything a manager
+does to a wave (approve, pause, resume, abort, retry, add machines) is a gate event with a
+reason, kept in the audit trail.
+
+Starting a wave picks its members, books technicians' visits (``schedule.py``) and queues
+each machine's deployment with the visit as its install window, so the IPC may download at
+any time but installs only while its technician is on site, inside the site's maintenance
+window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from fleetup.campaigns import deployments
+from fleetup.campaigns.gates import GateRule, WaveCounts, evaluate
+from fleetup.campaigns.models import Campaign, GateEvent, Visit, Wave, WaveMember
+from fleetup.campaigns.schedule import Booking, MachineJob, ScheduleRules, plan_visits
+from fleetup.campaigns.schemas import CountsOut, Selection, WaveUpdate
+from fleetup.campaigns.service import get, set_activity_status
+from fleetup.core.audit import snapshot
+from fleetup.core.context import Ctx
+from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from fleetup.fleet.models import Customer, Machine, MachineState, Site
+from fleetup.upgrades.library import SopLibrary
+
+OPEN_WAVE = ("planned", "running", "paused")
+FINISHED = ("succeeded", "failed", "cancelled", "unplanned")
+MEMBER_STATES = (
+    "pending",
+    "scheduled",
+    "running",
+    "succeeded",
+    "failed",
+    "held",
+    "cancelled",
+    "unplanned",
+)
+
+
+@dataclass(frozen=True)
+class WaveStats:
+    """A wave's figures, as monitoring reads them."""
+
+    campaign_id: int
+    code: str
+    status: str
+    total: int
+    running: int
+    failed: int
+    succeeded: int
+
+
+def get_wave(session: Session, *, campaign_id: int, code: str) -> Wave:
+    wave = session.scalar(select(Wave).where(Wave.campaign_id == campaign_id, Wave.code == code))
+    if wave is None:
+        raise NotFound(f"campaign {campaign_id} has no wave {code}")
+    return wave
+
+
+def waves_of(session: Session, *, campaign_id: int) -> Sequence[Wave]:
+    return session.scalars(
+        select(Wave).where(Wave.campaign_id == campaign_id).order_by(Wave.position)
+    ).all()
+
+
+def members_of(session: Session, *, wave_id: int) -> Sequence[WaveMember]:
+    return session.scalars(
+        select(WaveMember).where(WaveMember.wave_id == wave_id).order_by(WaveMember.id)
+    ).all()
+
+
+def counts(session: Session, *, wave_id: int) -> CountsOut:
+    rows = session.execute(
+        select(WaveMember.status, func.count())
+        .where(WaveMember.wave_id == wave_id)
+        .group_by(WaveMember.status)
+    ).all()
+    by_status = {status: 0 for status in MEMBER_STATES}
+    for status, number in rows:
+        by_status[status] = number
+    return CountsOut(total=sum(by_status.values()), **by_status)
+
+
+def _gate_counts(out: CountsOut) -> WaveCounts:
+    return WaveCounts(
+        total=out.total - out.cancelled,
+        succeeded=out.succeeded,
+        failed=out.failed + out.unplanned,
+        running=out.running + out.scheduled,
+        pending=out.pending,
+        held=out.held,
+    )
+
+
+def wave_stats(session: Session, *, campaign_id: int | None = None) -> list[WaveStats]:
+    """The figures of every started wave (of one campaign, or of all)."""
+    query = select(Wave).where(Wave.status != "planned").order_by(Wave.campaign_id, Wave.position)
+    if campaign_id is not None:
+        query = query.where(Wave.campaign_id == campaign_id)
+    stats = []
+    for wave in session.scalars(query):
+        out = counts(session, wave_id=wave.id)
+        stats.append(
+            WaveStats(
+                wave.campaign_id,
+                wave.code,
+                wave.status,
+                out.total,
+                out.running + out.scheduled,
+                out.failed,
+                out.succeeded,
+            )
+        )
+    return stats
+
+
+def _event(ctx: Ctx, wave: Wave, kind: str, reason: str = "") -> GateEvent:
+    event = GateEvent(
+        wave_id=wave.id,
+        at=ctx.now(),
+        actor=ctx.actor,
+        kind=kind,
+        reason=reason,
+        counts=counts(ctx.session, wave_id=wave.id).model_dump(),
+    )
+    ctx.session.add(event)
+    ctx.session.flush()
+    ctx.audit("create", event, None)
+    return event
+
+
+def gate_events(session: Session, *, campaign_id: int) -> Sequence[tuple[GateEvent, str]]:
+    return session.execute(
+        select(GateEvent, Wave.code)
+        .join(Wave, GateEvent.wave_id == Wave.id)
+        .where(Wave.campaign_id == campaign_id)
+        .order_by(GateEvent.id)
+    ).all()
+
+
+# -- editing ---------------------------------------------------------------------------------
+
+
+def update_wave(ctx: Ctx, *, campaign_id: int, code: str, data: WaveUpdate) -> Wave:
+    """Change a wave's selection and start (while planned) or its gate (until it finishes).
+
+    Raises:
+        Conflict: the wave has started (selection, start) or finished (gate).
+    """
+    wave = get_wave(ctx.session, campaign_id=campaign_id, code=code)
+    fields = data.model_dump(exclude_unset=True, exclude_none=True, mode="json")
+    if ("selection" in fields or "planned_start" in fields) and wave.status != "planned":
+        raise Conflict(f"wave {code} is {wave.status}; its machines and start are set")
+    if wave.status in ("completed", "aborted"):
+        raise Conflict(f"wave {code} is {wave.status}")
+    before = snapshot(wave)
+    if data.selection is not None:
+        wave.selection = data.selection.model_dump(exclude_none=True)
+    if data.planned_start is not None:
+        wave.planned_start = data.planned_start
+    if data.gate is not None:
+        wave.gate = data.gate.model_dump()
+    ctx.audit("update", wave, before)
+    return wave
+
+
+# -- choosing machines -----------------------------------------------------------------------
+
+
+def _taken(session: Session, campaign_id: int) -> set[int]:
+    rows = session.scalars(
+        select(WaveMember.machine_id)
+        .join(Wave, WaveMember.wave_id == Wave.id)
+        .where(Wave.campaign_id == campaign_id, WaveMember.status != "cancelled")
+    )
+    return set(rows)
+
+
+def _candidates(session: Session, campaign_id: int) -> list[tuple[Machine, Site, Customer]]:
+    taken = _taken(session, campaign_id)
+    rows = session.execute(
+        select(Machine, Site, Customer)
+        .join(Site, Machine.site_id == Site.id)
+        .join(Customer, Site.customer_id == Customer.id)
+        .where(Machine.state.notin_([MachineState.retired, MachineState.on_new_platform]))
+        .order_by(Customer.code, Site.code, Machine.serial)
+    ).all()
+    return [(m, s, c) for m, s, c in rows if m.id not in taken]
+
+
+def choose(session: Session, *, campaign_id: int, selection: Selection) -> list[Machine]:
+    """The machines a wave with ``selection`` would take now, in a stable order."""
+    candidates = _candidates(session, campaign_id)
+    if selection.kind == "filter":
+        candidates = [
+            (m, s, c)
+            for m, s, c in candidates
+            if (selection.customer is None or c.code == selection.customer)
+            and (selection.site is None or s.code == selection.site)
+            and (selection.model is None or m.model == selection.model)
+        ]
+    limit: int | None = selection.count
+    if selection.kind == "percent":
+        fleet_size = session.scalar(
+            select(func.count()).select_from(Machine).where(Machine.state != MachineState.retired)
+        )
+        limit = math.ceil((fleet_size or 0) * (selection.percent or 0) / 100)
+    if selection.kind == "rest":
+        limit = None
+    machines = [m for m, _, _ in candidates]
+    return machines if limit is None else machines[:limit]
+
+
+# -- starting and following ------------------------------------------------------------------
+
+
+def _jobs(session: Session, machine_ids: Iterable[int]) -> list[MachineJob]:
+    rows = session.execute(
+        select(Machine.serial, Site.id, Site.timezone, Site.maintenance_windows)
+        .join(Site, Machine.site_id == Site.id)
+        .where(Machine.id.in_(list(machine_ids)))
+    ).all()
+    return [
+        MachineJob(serial, f"site-{site_id}", timezone, tuple(windows or ()))
+        for serial, site_id, timezone, windows in rows
+    ]
+
+
+def _booked(session: Session) -> list[Booking]:
+    rows = session.execute(
+        select(Visit, Machine.serial, Machine.site_id)
+        .join(Machine, Visit.machine_id == Machine.id)
+        .where(Visit.status.in_(("planned", "in_progress")))
+    ).all()
+    return [
+        Booking(
+            visit.technician,
+            serial,
+            f"site-{site_id}",
+            visit.planned_start,
+            visit.planned_end,
+            visit.travel_minutes,
+        )
+        for visit, serial, site_id in rows
+    ]
+
+
+def _schedule(
+    ctx: Ctx,
+    library: SopLibrary,
+    campaign: Campaign,
+    wave: Wave,
+    members: Sequence[WaveMember],
+    base_url: str,
+) -> None:
+    """Book visits for ``members`` and queue their deployments inside them."""
+    if not members:
+        return
+    rules = ScheduleRules.model_validate(campaign.schedule or {})
+    technicians = deployments.technicians(ctx.session)
+    by_machine = {member.machine_id: member for member in members}
+    jobs = _jobs(ctx.session, by_machine)
+    plan = plan_visits(
+        jobs,
+        technicians,
+        rules=rules,
+        start=ctx.now(),
+        booked=_booked(ctx.session),
+    )
+    serial_to_id: dict[str, int] = {
+        serial: machine_id
+        for serial, machine_id in ctx.session.execute(
+            select(Machine.serial, Machine.id).where(Machine.id.in_(list(by_machine)))
+        )
+    }
+    for serial in plan.unplanned:
+        member = by_machine[serial_to_id[serial]]
+        member.status = "unplanned"
+        member.note = (
+            "no technician's time fits this site's maintenance windows within the planning "
+            "horizon; change the windows or the working hours, then retry"
+            if technicians
+            else "there is no active technician account to visit this machine"
+        )
+    for booking in plan.visits:
+        member = by_machine[serial_to_id[booking.serial]]
+        visit = Visit(
+            campaign_id=campaign.id,
+            wave_id=wave.id,
+            machine_id=member.machine_id,
+            technician=booking.technician,
+            planned_start=booking.start,
+            planned_end=booking.end,
+            travel_minutes=booking.travel_minutes,
+            status="planned",
+        )
+        ctx.session.add(visit)
+        ctx.session.flush()
+        ctx.audit("create", visit, None)
+        action_id, instance_id = deployments.deploy(
+            ctx,
+            library,
+            serial=booking.serial,
+            version=campaign.release_version,
+            window=(booking.start, booking.end),
+            base_url=base_url,
+        )
+        member.action_id = action_id
+        member.instance_id = instance_id
+        member.status = "scheduled"
+        member.attempts += 1
+        member.note = ""
+        deployments.scheduled(
+            ctx,
+            serial=booking.serial,
+            start=booking.start,
+            end=booking.end,
+            rules=rules,
+            technician=booking.technician,
+        )
+
+
+def _start_wave(
+    ctx: Ctx, library: SopLibrary, campaign: Campaign, wave: Wave, base_url: str
+) -> None:
+    selection = Selection.model_validate(wave.selection)
+    machines = choose(ctx.session, campaign_id=campaign.id, selection=selection)
+    members = []
+    for machine in machines:
+        member = WaveMember(wave_id=wave.id, machine_id=machine.id, joined_at=ctx.now())
+        ctx.session.add(member)
+        members.append(member)
+    ctx.session.flush()
+    before = snapshot(wave)
+    wave.status = "running"
+    wave.started_at = ctx.now()
+    ctx.audit("start", wave, before)
+    _schedule(ctx, library, campaign, wave, members, base_url)
+    set_activity_status(ctx, campaign, wave.code, "doing")
+    _event(ctx, wave, "started", f"{len(members)} machines")
+
+
+def _sync(ctx: Ctx, wave: Wave) -> list[WaveMember]:
+    """Bring the members' statuses up to date; returns those whose visit was missed."""
+    missed: list[WaveMember] = []
+    for member, action, instance in deployments.progress(ctx.session, wave_id=wave.id):
+        if member.status in ("succeeded", "cancelled", "unplanned", "pending"):
+            continue
+        status = deployments.member_status(action, instance)
+        if status == "scheduled" and action is not None and deployments.window_passed(ctx, action):
+            missed.append(member)
+            continue
+        if status == member.status:
+            continue
+        member.status = status
+        if status in ("succeeded", "failed"):
+            member.finished_at = ctx.now()
+        deployments.follow_visit(ctx, member, status, instance)
+    return missed
+
+
+def _refresh(ctx: Ctx, library: SopLibrary, campaign: Campaign, wave: Wave, base_url: str) -> None:
+    """Sync the members, and book a new visit for each machine that missed its own."""
+    missed = _sync(ctx, wave)
+    if missed:
+        deployments.cancel_visits(ctx, [m.machine_id for m in missed], wave_id=wave.id)
+        deployments.cancel(ctx, missed)
+        _schedule(ctx, library, campaign, wave, missed, base_url)
+
+
+def _apply_gate(ctx: Ctx, wave: Wave) -> None:
+    if wave.status not in ("running", "paused"):
+        return
+    out = counts(ctx.session, wave_id=wave.id)
+    gate_counts = _gate_counts(out)
+    rule = GateRule.model_validate(wave.gate)
+    if wave.status == "running":
+        verdict = evaluate(
+            gate_counts,
+            rule,
+            gate_state=wave.gate_state,
+            accepted_failures=wave.accepted_failures,
+        )
+        if verdict == "pause":
+            reason = (
+                f"error threshold reached: {gate_counts.failed} of {gate_counts.total} "
+                "machines failed"
+            )
+            _pause(ctx, wave, reason, actor_note="automatic")
+            return
+        if verdict in ("open", "await_approval"):
+            before = snapshot(wave)
+            wave.gate_state = "open" if verdict == "open" else "awaiting_approval"
+            ctx.audit("gate", wave, before)
+            share = f"{gate_counts.success_share:.0%} completed"
+            event = _event(ctx, wave, "opened" if verdict == "open" else "awaiting_approval", share)
+            if verdict == "await_approval":
+                deployments.alert(ctx, wave, event, template="gate_awaiting_approval")
+    busy = out.pending + out.scheduled + out.running + out.held
+    if wave.status == "running" and busy == 0:
+        before = snapshot(wave)
+        wave.status = "completed"
+        wave.finished_at = ctx.now()
+        ctx.audit("complete", wave, before)
+        _event(ctx, wave, "completed", f"{out.succeeded} succeeded, {out.failed} failed")
+        campaign = get(ctx.session, campaign_id=wave.campaign_id)
+        set_activity_status(ctx, campaign, wave.code, "done")
+
+
+def _pause(ctx: Ctx, wave: Wave, reason: str, *, actor_note: str = "") -> None:
+    before = snapshot(wave)
+    wave.status = "paused"
+    wave.status_reason = reason
+    ctx.audit("pause", wave, before, note=actor_note)
+    held = deployments.hold(ctx, _open_members(ctx.session, wave.id))
+    event = _event(ctx, wave, "paused", f"{reason}; {held} queued deployments held")
+    deployments.alert(ctx, wave, event, template="gate_paused")
+
+
+def _open_members(session: Session, wave_id: int) -> list[WaveMember]:
+    return [
+        m
+        for m in members_of(session, wave_id=wave_id)
+        if m.status in ("scheduled", "running", "held")
+    ]
+
+
+def tick(ctx: Ctx, library: SopLibrary, *, campaign_id: int, base_url: str) -> None:
+    """Do what is due for one campaign at ``ctx.now()`` (safe to run any number of times)."""
+    campaign = get(ctx.session, campaign_id=campaign_id)
+    if campaign.status != "running":
+        return
+    previous: Wave | None = None
+    for wave in waves_of(ctx.session, campaign_id=campaign_id):
+        if wave.status == "planned":
+            may_start = previous is None or previous.gate_state == "open"
+            if may_start and ctx.now() >= wave.planned_start:
+                _start_wave(ctx, library, campaign, wave, base_url)
+        if wave.status in ("running", "paused"):
+            _refresh(ctx, library, campaign, wave, base_url)
+            _apply_gate(ctx, wave)
+        previous = wave
+
+
+# -- a manager's decisions -------------------------------------------------------------------
+
+
+def _reason_needed(reason: str) -> None:
+    if not reason.strip():
+        raise InvalidInput("say why", [FieldProblem("reason", "must not be empty")])
+
+
+def approve(ctx: Ctx, *, campaign_id: int, code: str, reason: str) -> Wave:
+    """Open the wave's gate by decision: the next wave may start.
+
+    Raises:
+        Conflict: the gate is open already, or the wave has not started.
+    """
+    _reason_needed(reason)
+    wave = get_wave(ctx.session, campaign_id=campaign_id, code=code)
+    if wave.status == "planned":
+        raise Conflict(f"wave {code} has not started; there is nothing to approve yet")
+    if wave.gate_state == "open":
+        raise Conflict(f"the gate after wave {code} is open already")
+    before = snapshot(wave)
+    wave.gate_state = "open"
+    ctx.audit("approve", wave, before)
+    _event(ctx, wave, "approved", reason)
+    return wave
+
+
+def pause(ctx: Ctx, *, campaign_id: int, code: str, reason: str) -> Wave:
+    """Pause a running wave by hand: its queued deployments are held."""
+    _reason_needed(reason)
+    wave = get_wave(ctx.session, campaign_id=campaign_id, code=code)
+    if wave.status != "running":
+        raise Conflict(f"wave {code} is {wave.status}; only a running wave pauses")
+    _pause(ctx, wave, reason, actor_note="by hand")
+    return wave
+
+
+def resume(ctx: Ctx, *, campaign_id: int, code: str, reason: str) -> Wave:
+    """Resume a paused wave; the failures so far are accepted and no longer count."""
+    _reason_needed(reason)
+    wave = get_wave(ctx.session, campaign_id=campaign_id, code=code)
+    if wave.status != "paused":
+        raise Conflict(f"wave {code} is {wave.status}; only a paused wave resumes")
+    before = snapshot(wave)
+    out = counts(ctx.session, wave_id=wave.id)
+    wave.status = "running"
+    wave.status_reason = ""
+    wave.accepted_failures = out.failed + out.unplanned
+    ctx.audit("resume", wave, before)
+    released = deployments.release(ctx, _open_members(ctx.session, wave.id))
+    _event(ctx, wave, "resumed", f"{reason}; {released} deployments released")
+    return wave
+
+
+def abort(ctx: Ctx, *, campaign_id: int, code: str, reason: str) -> Wave:
+    """Stop a wave for good: its queued deployments and planned visits are cancelled."""
+    _reason_needed(reason)
+    wave = get_wave(ctx.session, campaign_id=campaign_id, code=code)
+    if wave.status not in OPEN_WAVE:
+        raise Conflict(f"wave {code} is {wave.status} already")
+    _sync(ctx, wave)
+    before = snapshot(wave)
+    wave.status = "aborted"
+    wave.status_reason = reason
+    wave.finished_at = ctx.now()
+    ctx.audit("abort", wave, before)
+    waiting = [
+        m
+        for m in members_of(ctx.session, wave_id=wave.id)
+        if m.status not in ("succeeded", "failed")
+    ]
+    deployments.cancel(ctx, waiting)
+    deployments.cancel_visits(ctx, [m.machine_id for m in waiting], wave_id=wave.id)
+    for member in waiting:
+        member.status = "cancelled"
+    _event(ctx, wave, "aborted", reason)
+    return wave
+
+
+def retry(
+    ctx: Ctx, library: SopLibrary, *, campaign_id: int, code: str, reason: str, base_url: str
+) -> int:
+    """Deploy again to the wave's failed (and unplanned) machines only; returns how many."""
+    _reason_needed(reason)
+    campaign = get(ctx.session, campaign_id=campaign_id)
+    wave = get_wave(ctx.session, campaign_id=campaign_id, code=code)
+    if wave.status not in ("running", "paused", "completed"):
+        raise Conflict(f"wave {code} is {wave.status}; there is nothing to retry")
+    failed = [
+        m for m in members_of(ctx.session, wave_id=wave.id) if m.status in ("failed", "unplanned")
+    ]
+    if not failed:
+        raise Conflict(f"wave {code} has no failed machines")
+    before = snapshot(wave)
+    if wave.status == "completed":
+        set_activity_status(ctx, campaign, wave.code, "doing")
+    wave.status = "running"
+    wave.finished_at = None
+    wave.status_reason = ""
+    wave.accepted_failures = 0
+    ctx.audit("retry", wave, before)
+    for member in failed:
+        deployments.prepare_retry(ctx, member)
+        member.finished_at = None
+    _schedule(ctx, library, campaign, wave, failed, base_url)
+    _event(ctx, wave, "retried", f"{reason}; {len(failed)} machines")
+    return len(failed)
+
+
+def add_members(
+    ctx: Ctx,
+    library: SopLibrary,
+    *,
+    campaign_id: int,
+    code: str,
+    serials: Sequence[str],
+    base_url: str,
+) -> list[WaveMember]:
+    """Let machines join a wave that is still open; a running wave deploys to them at once.
+
+    Raises:
+        NotFound: an unknown serial (nothing is added).
+        Conflict: the wave is finished, or a machine is in a wave of this campaign already.
+    """
+    campaign = get(ctx.session, campaign_id=campaign_id)
+    wave = get_wave(ctx.session, campaign_id=campaign_id, code=code)
+    if wave.status not in OPEN_WAVE:
+        raise Conflict(f"wave {code} is {wave.status}; machines join open waves only")
+    taken = _taken(ctx.session, campaign_id)
+    machines: list[Machine] = []
+    problems = []
+    for row, serial in enumerate(serials):
+        machine = ctx.session.scalar(select(Machine).where(Machine.serial == serial))
+        if machine is None:
+            problems.append(FieldProblem(f"serials.{row}", f"no machine {serial}"))
+        elif machine.id in taken or machine in machines:
+            problems.append(FieldProblem(f"serials.{row}", f"{serial} is in a wave already"))
+        elif machine.state in (MachineState.retired, MachineState.on_new_platform):
+            problems.append(FieldProblem(f"serials.{row}", f"{serial} is {machine.state.value}"))
+        else:
+            machines.append(machine)
+    if problems:
+        raise InvalidInput("some machines cannot join the wave; none was added", problems)
+    late = wave.status != "planned"
+    members = []
+    for machine in machines:
+        member = WaveMember(wave_id=wave.id, machine_id=machine.id, joined_at=ctx.now(), late=late)
+        ctx.session.add(member)
+        members.append(member)
+    ctx.session.flush()
+    if wave.status == "running":
+        _schedule(ctx, library, campaign, wave, members, base_url)
+    elif wave.status == "paused":
+        for member in members:
+            member.status = "held"
+    _event(ctx, wave, "joined", ", ".join(m.serial for m in machines))
+    return members
+
+
+# -- what operations asks for ----------------------------------------------------------------
+
+
+def _membership(session: Session, serial: str) -> tuple[WaveMember, Wave] | None:
+    row = session.execute(
+        select(WaveMember, Wave)
+        .join(Wave, WaveMember.wave_id == Wave.id)
+        .join(Machine, WaveMember.machine_id == Machine.id)
+        .where(Machine.serial == serial, Wave.status.in_(("running", "paused")))
+        .order_by(WaveMember.id.desc())
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def hold_machine(ctx: Ctx, *, serial: str, reason: str) -> bool:
+    """Hold the machine's queued deployment (a data anomaly, say); True when one was held."""
+    found = _membership(ctx.session, serial)
+    if found is None:
+        return deployments.hold_machine_actions(ctx, serial=serial, reason=reason) > 0
+    member, wave = found
+    held = deployments.hold(ctx, [member])
+    _event(ctx, wave, "held", f"{serial}: {reason}")
+    return held > 0
+
+
+def pause_wave_of(ctx: Ctx, *, serial: str, reason: str) -> str | None:
+    """Pause the running wave the machine belongs to; returns its code, or None."""
+    found = _membership(ctx.session, serial)
+    if found is None or found[1].status != "running":
+        return None
+    _pause(ctx, found[1], reason, actor_note="operations")
+    return found[1].code
+
+
+def due_for_tick(session: Session) -> list[int]:
+    """Campaigns the worker looks at."""
+    return list(session.scalars(select(Campaign.id).where(Campaign.status == "running")))
