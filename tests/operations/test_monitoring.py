@@ -1,0 +1,149 @@
+"""Monitoring: offline machines found in time, a site down as one alert, silences that expire."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from ops_helpers import Fleet
+
+from fleetup.api.deps import Server
+from fleetup.operations import monitoring, scheduled
+from fleetup.worker import Scheduler
+
+THRESHOLD = timedelta(minutes=5)
+INTERVAL = timedelta(seconds=30)  # watch_every_s by default
+
+
+def _alerts(ops_fleet: Fleet, status: str = "active") -> dict[tuple[str, str], dict[str, object]]:
+    found = ops_fleet.get(f"/api/v1/alerts?status={status}")
+    return {(a["rule"], a["subject_ref"]): a for a in found}
+
+
+def test_silent_machine_is_detected_within_threshold_plus_one_check(
+    ops_fleet: Fleet, server_parts: Server, beat: Callable[..., None]
+) -> None:
+    worker = Scheduler(scheduled.JOBS)
+    for serial in ops_fleet.ipcs:
+        beat(serial)
+    silent_since = ops_fleet.clock.now()
+    detected = None
+    for second in range(1, 400):
+        ops_fleet.clock.advance(timedelta(seconds=1))
+        if second % 60 == 0:
+            beat("YJ-TC1-001")
+            beat("YJ-TC1-002")
+        worker.run_due(server_parts)
+        if ("heartbeat_missing", "YJ-TC2-001") in _alerts(ops_fleet):
+            detected = ops_fleet.clock.now()
+            break
+    assert detected is not None
+    assert THRESHOLD < detected - silent_since <= THRESHOLD + INTERVAL
+    assert ("heartbeat_missing", "YJ-TC1-001") not in _alerts(ops_fleet)
+    incidents = ops_fleet.get("/api/v1/incidents")
+    assert [i["subject_ref"] for i in incidents] == ["YJ-TC2-001"]
+
+    beat("YJ-TC2-001")
+    ops_fleet.clock.advance(INTERVAL)
+    worker.run_due(server_parts)
+    assert _alerts(ops_fleet) == {}
+    assert len(_alerts(ops_fleet, "resolved")) == 1
+
+
+def test_whole_site_offline_is_one_alert_that_mutes_its_machines(
+    ops_fleet: Fleet, server_parts: Server, beat: Callable[..., None]
+) -> None:
+    for serial in ops_fleet.ipcs:
+        beat(serial)
+    ops_fleet.clock.advance(THRESHOLD + timedelta(seconds=1))
+    beat("YJ-TC2-001")
+    scheduled.watch(server_parts)
+
+    alerts = _alerts(ops_fleet)
+    assert alerts[("site_offline", "YJ/TC1")]["status"] == "open"
+    assert alerts[("site_offline", "YJ/TC1")]["detail"] == {
+        "machines": ["YJ-TC1-001", "YJ-TC1-002"]
+    }
+    for serial in ("YJ-TC1-001", "YJ-TC1-002"):
+        assert alerts[("heartbeat_missing", serial)]["status"] == "muted"
+        assert alerts[("heartbeat_missing", serial)]["muted_by"] == "site:YJ/TC1"
+    incidents = ops_fleet.get("/api/v1/incidents")
+    assert len(incidents) == 1
+    assert incidents[0]["subject_ref"] == "YJ/TC1"
+
+    # Still down a minute later: the same alerts, no duplicates, no second incident.
+    ops_fleet.clock.advance(timedelta(minutes=1))
+    scheduled.watch(server_parts)
+    assert len(_alerts(ops_fleet)) == 3
+    assert len(ops_fleet.get("/api/v1/incidents")) == 1
+
+
+def test_silence_mutes_an_alert_until_it_expires(
+    ops_fleet: Fleet, server_parts: Server, beat: Callable[..., None]
+) -> None:
+    for serial in ops_fleet.ipcs:
+        beat(serial)
+    ops_fleet.post(
+        "/api/v1/alerts/silences",
+        {"subject_ref": "YJ-TC2-001", "minutes": 30, "reason": "planned power work"},
+        who="on_call",
+        code=201,
+    )
+    ops_fleet.clock.advance(THRESHOLD + timedelta(seconds=1))
+    beat("YJ-TC1-001")
+    beat("YJ-TC1-002")
+    scheduled.watch(server_parts)
+    alert = _alerts(ops_fleet)[("heartbeat_missing", "YJ-TC2-001")]
+    assert alert["status"] == "muted"
+    assert str(alert["muted_by"]).startswith("silence:")
+    assert ops_fleet.get("/api/v1/incidents") == []
+
+    ops_fleet.clock.advance(timedelta(minutes=25))
+    beat("YJ-TC1-001")
+    beat("YJ-TC1-002")
+    scheduled.watch(server_parts)
+    alert = _alerts(ops_fleet)[("heartbeat_missing", "YJ-TC2-001")]
+    assert alert["status"] == "open"
+    assert alert["incident_id"] is not None
+    assert len(ops_fleet.get("/api/v1/incidents")) == 1
+    assert ops_fleet.get("/api/v1/alerts/silences") == []
+
+
+def test_viewer_may_not_silence(ops_fleet: Fleet) -> None:
+    ops_fleet.post(
+        "/api/v1/alerts/silences", {"subject_ref": "x", "minutes": 5}, who="viewer", code=403
+    )
+
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def test_wave_failure_spike_needs_both_rate_and_count() -> None:
+    rules = monitoring.Rules(wave_failure_rate=0.2, wave_failure_min=3)
+    waves = [
+        monitoring.WaveStats("E1", running=5, failed=3, total=10),
+        monitoring.WaveStats("E2", running=5, failed=2, total=4),
+        monitoring.WaveStats("E3", running=5, failed=3, total=40),
+    ]
+    findings = monitoring.evaluate(NOW, [], waves, rules)
+    assert [(f.rule, f.subject_ref) for f in findings] == [("wave_failure_spike", "E1")]
+
+
+def test_same_rule_and_subject_is_merged_into_the_open_alert() -> None:
+    beat = monitoring.MachineBeat("M1", "S/1", NOW - timedelta(minutes=10))
+    findings = monitoring.evaluate(NOW, [beat], [], monitoring.Rules(site_offline_min_machines=2))
+    existing = monitoring.OpenAlert(7, "heartbeat_missing", "M1", "open", "")
+    result = monitoring.plan(NOW, [*findings, *findings], [existing], [])
+    assert result.open == []
+    assert [alert.id for alert, _ in result.bump] == [7]
+    assert result.resolve == []
+
+
+def test_expired_silence_no_longer_mutes() -> None:
+    finding = monitoring.Finding("heartbeat_missing", "machine", "M1", "S/1")
+    silence = monitoring.SilenceRule(1, "", "M1", NOW)
+    assert monitoring.plan(NOW, [finding], [], [silence]).muted_by == {}
+    earlier = NOW - timedelta(seconds=1)
+    assert monitoring.plan(earlier, [finding], [], [silence]).muted_by == {
+        ("heartbeat_missing", "M1"): "silence:1"
+    }
