@@ -1,0 +1,1 @@
+"""The customer's side: notices, acceptance signatures, satisfaction surveys, follow-up."""
