@@ -1,0 +1,116 @@
+"""What a simulated run produced, and the thin HTTP seam every simulated actor speaks through."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+@dataclass
+class WaveCount:
+    planned: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+
+@dataclass
+class SimResult:
+    """Final counts of a run. ``counts()`` holds everything a seeded run must repeat."""
+
+    machines: int = 0
+    seed: int = 0
+    profile: str = ""
+    mode: str = ""
+    waves: dict[str, WaveCount] = field(default_factory=dict)
+    step_minutes: dict[str, list[float]] = field(default_factory=dict)
+    problems: Counter[str] = field(default_factory=Counter)
+    incidents: Counter[str] = field(default_factory=Counter)
+    surveys: Counter[str] = field(default_factory=Counter)
+    scores: list[int] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    route_seconds: dict[str, float] = field(default_factory=dict)
+    route_calls: Counter[str] = field(default_factory=Counter)
+    requests: int = 0
+    clock_moves: int = 0
+    wall_seconds: float = 0.0
+    simulated_days: float = 0.0
+
+    def step(self, name: str, minutes: float) -> None:
+        self.step_minutes.setdefault(name, []).append(round(minutes, 3))
+
+    def durations(self) -> dict[str, dict[str, float]]:
+        """Per step: how many runs, mean and 95th percentile in minutes."""
+        table: dict[str, dict[str, float]] = {}
+        for name, values in sorted(self.step_minutes.items()):
+            ordered = sorted(values)
+            table[name] = {
+                "count": len(values),
+                "mean": round(statistics.fmean(values), 2),
+                "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+            }
+        return table
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "machines": self.machines,
+            "waves": {code: vars(count) for code, count in sorted(self.waves.items())},
+            "steps": self.durations(),
+            "problems": dict(sorted(self.problems.items())),
+            "incidents": dict(sorted(self.incidents.items())),
+            "surveys": dict(sorted(self.surveys.items())),
+            "scores": list(self.scores),
+            "errors": dict(sorted(self.errors.items())),
+        }
+
+    @property
+    def succeeded(self) -> int:
+        return sum(count.succeeded for count in self.waves.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(count.failed for count in self.waves.values())
+
+
+class Api:
+    """Every HTTP call of the simulated actors; counts them and the unexpected answers."""
+
+    def __init__(self, client: httpx.Client, result: SimResult) -> None:
+        self.client = client
+        self.result = result
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        expect: tuple[int, ...] = (200, 201),
+    ) -> httpx.Response:
+        sent = dict(headers or {})
+        if token:
+            sent["Authorization"] = f"Bearer {token}"
+        self.result.requests += 1
+        began = time.perf_counter()
+        answer = self.client.request(method, path, json=json, content=content, headers=sent)
+        route = (
+            method
+            + " "
+            + "/".join(
+                part if not any(c.isdigit() for c in part) else "N"
+                for part in path.split("?")[0].split("/")
+            )
+        )
+        spent = time.perf_counter() - began
+        self.result.route_seconds[route] = self.result.route_seconds.get(route, 0.0) + spent
+        self.result.route_calls[route] += 1
+        if answer.status_code not in expect:
+            self.result.errors[f"{route} {answer.status_code}"] += 1
+        return answer
