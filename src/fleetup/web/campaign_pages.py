@@ -1,0 +1,537 @@
+"""The manager's campaign pages: the dashboard (Gantt, wave board, gates), the report, exports.
+
+The dashboard is drawn on the server: the Gantt of chart 1's phases and activities (planned
+weeks next to what happened, up to the server's "now"), the wave board with a manager's gate
+decisions, the recent gate events, the fleet by state, the shutdown's blockers and the
+report's figures. Its live part polls ``/campaigns/{id}/live?since=KEY`` every few seconds;
+the server answers 204 while the key (the waves' statuses and counts, the last gate event)
+is unchanged, so an idle dashboard costs a handful of small queries per poll and never
+replaces a form someone is filling in. Decisions are plain form POSTs that call
+``fleetup.campaigns.waves`` and come back with a signed one-time message.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
+
+from fleetup.api.access import READERS, GuardedRoute
+from fleetup.api.deps import db, server
+from fleetup.campaigns import presenting, report, service, shutdown, waves
+from fleetup.campaigns.report import CampaignReport
+from fleetup.campaigns.schemas import CampaignOut, MemberOut, WaveOut
+from fleetup.core.context import Ctx
+from fleetup.core.errors import Conflict, InvalidInput, NotFound
+from fleetup.core.security import LinkInvalid, Role
+from fleetup.fleet import service as fleet
+from fleetup.fleet.schemas import MachineFilter
+from fleetup.web.guard import PageError, csrf_protected, signed_in
+from fleetup.web.language import N_, MachineState
+from fleetup.web.rendering import Page, page
+
+router = APIRouter(route_class=GuardedRoute, include_in_schema=False)
+readers = signed_in(*READERS)
+managers = signed_in(Role.manager)
+POLL_SECONDS = 3
+WEEKS = 16
+RECENT_EVENTS = 12
+FIRST_ITEMS = 5
+FLASH_MAX_AGE_S = 300
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+LABELS: dict[str, str] = {
+    # campaign, wave and activity statuses
+    "draft": N_("Draft"), "planned": N_("Planned"), "running": N_("Running"),
+    "paused": N_("Paused"), "completed": N_("Completed"), "aborted": N_("Aborted"),
+    "todo": N_("To do"), "doing": N_("In progress"), "done": N_("Done"),
+    # gate states
+    "closed": N_("Closed"), "open": N_("Open"), "awaiting_approval": N_("Awaiting approval"),
+    # member statuses
+    "pending": N_("Pending"), "scheduled": N_("Scheduled"), "succeeded": N_("Succeeded"),
+    "failed": N_("Failed"), "held": N_("Held"), "cancelled": N_("Cancelled"),
+    "unplanned": N_("Unplanned"),
+    # gate event kinds
+    "started": N_("Started"), "opened": N_("Gate opened"), "approved": N_("Approved"),
+    "resumed": N_("Resumed"), "retried": N_("Retried"), "joined": N_("Machines joined"),
+}  # fmt: skip
+ACTIONS: dict[str, str] = {
+    "approve": N_("Approve"), "pause": N_("Pause"), "resume": N_("Resume"),
+    "abort": N_("Abort"), "retry": N_("Retry failed"),
+}  # fmt: skip
+DONE: dict[str, str] = {
+    "approve": N_("Wave %(wave)s: the gate is open by decision."),
+    "pause": N_("Wave %(wave)s is paused; its queued deployments are held."),
+    "resume": N_("Wave %(wave)s runs again."),
+    "abort": N_("Wave %(wave)s is aborted."),
+    "retry": N_("Wave %(wave)s: the failed machines are deployed again."),
+}
+BAR_PARTS = ("succeeded", "failed", "running", "scheduled", "held")
+MEMBER_COLUMNS = (
+    N_("Wave"), N_("Serial"), N_("Customer"), N_("Site"), N_("Model"), N_("Status"),
+    N_("Attempts"), N_("Current step"), N_("Joined"), N_("Finished"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Bar:
+    """A span on the Gantt in weeks from the campaign's start (0-16)."""
+
+    start: float
+    width: float
+
+
+@dataclass(frozen=True)
+class GanttRow:
+    code: str
+    title: str
+    is_phase: bool
+    status: str
+    first_week: int
+    last_week: int
+    planned: Bar
+    actual: Bar | None
+    actual_start: datetime | None
+    actual_end: datetime | None
+
+
+def labeller(current: Page) -> Callable[[str], str]:
+    """Translates a status, gate state or event kind for the page's language."""
+
+    def label(key: str) -> str:
+        return current.gettext(LABELS.get(key, key))
+
+    return label
+
+
+def _title(item: Any, lang: str) -> str:
+    return str(item.title_zh_tw if lang == "zh-TW" else item.title_en)
+
+
+def _week_of(campaign: CampaignOut, moment: datetime) -> float:
+    origin = campaign.phases[0].planned_start if campaign.phases else moment
+    return (moment - origin) / timedelta(weeks=1)
+
+
+def _clamp(value: float) -> float:
+    return max(0.0, min(float(WEEKS), value))
+
+
+def _actual(
+    campaign: CampaignOut, start: datetime | None, end: datetime | None, now: datetime
+) -> Bar | None:
+    if start is None:
+        return None
+    first = _clamp(_week_of(campaign, start))
+    last = _clamp(_week_of(campaign, end or now))
+    return Bar(round(first, 3), round(max(last - first, 0.05), 3))
+
+
+def gantt(campaign: CampaignOut, now: datetime, lang: str) -> list[GanttRow]:
+    """Each phase followed by its activities, planned and actual bars in week units."""
+    rows = []
+    for phase in campaign.phases:
+        done = phase.actual_end is not None
+        rows.append(
+            GanttRow(
+                phase.code, _title(phase, lang), True,
+                "done" if done else ("doing" if phase.actual_start else "todo"),
+                phase.first_week, phase.last_week,
+                Bar(phase.first_week - 1, phase.last_week - phase.first_week + 1),
+                _actual(campaign, phase.actual_start, phase.actual_end, now),
+                phase.actual_start, phase.actual_end,
+            )
+        )  # fmt: skip
+        for activity in (a for a in campaign.activities if a.phase == phase.code):
+            rows.append(
+                GanttRow(
+                    activity.code, _title(activity, lang), False, activity.status,
+                    activity.first_week, activity.last_week,
+                    Bar(activity.first_week - 1, activity.last_week - activity.first_week + 1),
+                    _actual(campaign, activity.actual_start, activity.actual_end, now),
+                    activity.actual_start, activity.actual_end,
+                )
+            )  # fmt: skip
+    return rows
+
+
+def wave_actions(wave: WaveOut) -> list[str]:
+    """The decisions a manager may take on ``wave`` now (the services check again)."""
+    found = []
+    if wave.status != "planned" and wave.gate_state != "open":
+        found.append("approve")
+    if wave.status == "running":
+        found.append("pause")
+    if wave.status == "paused":
+        found.append("resume")
+    if wave.status in waves.OPEN_WAVE:
+        found.append("abort")
+    if wave.status in ("running", "paused", "completed") and (
+        wave.counts.failed + wave.counts.unplanned
+    ):
+        found.append("retry")
+    return found
+
+
+def bar_shares(wave: WaveOut) -> list[tuple[str, float, int]]:
+    """The progress bar's parts: status, share of the wave in percent, count."""
+    total = wave.counts.total - wave.counts.cancelled
+    if not total:
+        return []
+    values = wave.counts.model_dump()
+    return [(name, round(100 * values[name] / total, 2), values[name]) for name in BAR_PARTS]
+
+
+def campaign_or_404(session: Session, campaign_id: int) -> Any:
+    try:
+        return service.get(session, campaign_id=campaign_id)
+    except NotFound as error:
+        raise PageError(
+            404,
+            N_("Campaign not found"),
+            N_("There is no campaign %(id)s. The campaign page lists the latest one."),
+            id=str(campaign_id),
+        ) from error
+
+
+def _fleet_counts(session: Session) -> list[tuple[MachineState, int]]:
+    return [
+        (state, fleet.get_all_machines(session, where=MachineFilter(state=state), limit=1).total)
+        for state in MachineState
+    ]
+
+
+def _live_key(wave_rows: Sequence[WaveOut], last_event: int) -> str:
+    seed = repr([(w.code, w.status, w.gate_state, w.counts.model_dump()) for w in wave_rows])
+    return hashlib.sha256(f"{seed}|{last_event}".encode()).hexdigest()[:16]
+
+
+def _when(zone: str) -> Callable[[datetime | None], str]:
+    place = ZoneInfo(zone)
+
+    def when(moment: datetime | None) -> str:
+        return moment.astimezone(place).strftime("%Y-%m-%d %H:%M") if moment else "—"
+
+    return when
+
+
+def live_context(session: Session, campaign: Any, current: Page) -> dict[str, Any]:
+    """What ``_campaign_live.html`` needs: the wave board, gate events, fleet counts."""
+    campaign_id: int = campaign.id
+    wave_rows = [
+        presenting.wave_out(session, w) for w in waves.waves_of(session, campaign_id=campaign_id)
+    ]
+    events = presenting.gate_events_out(session, campaign_id)
+    last_event = len(events)
+    principal = current.principal
+    return {
+        "campaign_id": campaign_id,
+        "waves": wave_rows,
+        "events": list(reversed(events[-RECENT_EVENTS:])),
+        "fleet_counts": _fleet_counts(session),
+        "since": _live_key(wave_rows, last_event),
+        "poll_seconds": POLL_SECONDS,
+        "may_decide": principal is not None and principal.role in {Role.admin, Role.manager},
+        "wave_actions": wave_actions,
+        "bar_shares": bar_shares,
+        "label": labeller(current),
+        "action_label": lambda key: current.gettext(ACTIONS[key]),
+        "title": lambda item: _title(item, current.language.code),
+        "when": _when(campaign.timezone),
+    }
+
+
+def _flash(current: Page) -> dict[str, str] | None:
+    token = current.request.query_params.get("flash", "")
+    if not token:
+        return None
+    try:
+        value = current.server.signer.unsign("campaign-flash", token, max_age_s=FLASH_MAX_AGE_S)
+    except LinkInvalid:
+        return None
+    if not isinstance(value, dict):
+        return None
+    kind, wave, action = value.get("k", ""), value.get("w", ""), value.get("a", "")
+    if kind == "done" and action in DONE:
+        return {
+            "kind": "done",
+            "text": current.gettext(DONE[action]) % {"wave": wave},
+            "detail": "",
+        }
+    if kind == "error":
+        heading = current.gettext("Wave %(wave)s: the decision was refused.") % {"wave": wave}
+        return {"kind": "error", "text": heading, "detail": str(value.get("m", ""))}
+    return None
+
+
+@router.get("/campaigns", dependencies=readers)
+def campaigns_home(current: Page = Depends(page), session: Session = Depends(db)) -> Response:
+    found = service.get_all(session)
+    if found:
+        return current.finish(RedirectResponse(f"/campaigns/{found[-1].id}", status_code=303))
+    return current.render("campaign_none.html", nav="campaigns")
+
+
+@router.get("/campaigns/{campaign_id}", dependencies=readers)
+def dashboard(
+    campaign_id: int,
+    request: Request,
+    current: Page = Depends(page),
+    session: Session = Depends(db),
+) -> Response:
+    parts = server(request)
+    found = campaign_or_404(session, campaign_id)
+    out = presenting.campaign_out(session, found)
+    now = parts.clock.now()
+    lang = current.language.code
+    built = report.build(session, parts.library, campaign_id=campaign_id)
+    members = {
+        w.code: presenting.members_out(session, w)
+        for w in waves.waves_of(session, campaign_id=campaign_id)
+    }
+    return current.render(
+        "campaign.html",
+        nav="campaigns",
+        campaign=out,
+        now=now,
+        now_week=_clamp(_week_of(out, now)),
+        weeks=WEEKS,
+        rows=gantt(out, now, lang),
+        members=members,
+        blockers=shutdown.blockers(session, campaign_id=campaign_id),
+        first_items=FIRST_ITEMS,
+        report=built,
+        step_scale=_step_scale(built),
+        flash=_flash(current),
+        **live_context(session, found, current),
+    )
+
+
+@router.get("/campaigns/{campaign_id}/live", dependencies=readers)
+def live(
+    campaign_id: int,
+    since: str = "",
+    current: Page = Depends(page),
+    session: Session = Depends(db),
+) -> Response:
+    context = live_context(session, campaign_or_404(session, campaign_id), current)
+    if context["since"] == since:
+        return current.finish(Response(status_code=204))
+    return current.render("_campaign_live.html", **context)
+
+
+@router.post(
+    "/campaigns/{campaign_id}/waves/{code}/decide",
+    dependencies=[*managers, Depends(csrf_protected)],
+)
+def decide(
+    campaign_id: int,
+    code: str,
+    request: Request,
+    action: str = Form(""),
+    reason: str = Form(""),
+    current: Page = Depends(page),
+    session: Session = Depends(db),
+) -> Response:
+    assert current.principal is not None  # the rule above admits only signed-in managers
+    parts = server(request)
+    campaign_or_404(session, campaign_id)
+    ctx = Ctx(session=session, actor=current.principal.actor, clock=parts.clock)
+    simple: dict[str, Callable[..., Any]] = {
+        "approve": waves.approve,
+        "pause": waves.pause,
+        "resume": waves.resume,
+        "abort": waves.abort,
+    }
+    flash: dict[str, str] = {"k": "done", "w": code, "a": action}
+    try:
+        if action == "retry":
+            waves.retry(
+                ctx, parts.library, campaign_id=campaign_id, code=code, reason=reason,
+                base_url=parts.settings.effective_base_url,
+            )  # fmt: skip
+        elif action in simple:
+            simple[action](ctx, campaign_id=campaign_id, code=code, reason=reason)
+        else:
+            raise InvalidInput(f"unknown decision {action!r}", [])
+        session.commit()
+    except (Conflict, InvalidInput, NotFound) as error:
+        session.rollback()
+        flash = {"k": "error", "w": code, "a": action, "m": str(error)}
+    token = parts.signer.sign("campaign-flash", flash)
+    target = f"/campaigns/{campaign_id}?flash={token}#wave-{code}"
+    return current.finish(RedirectResponse(target, status_code=303))
+
+
+# -- the report and the exports ----------------------------------------------------------------
+
+
+def _step_scale(built: CampaignReport) -> float:
+    values = [s.median_minutes or 0 for s in built.steps] + [
+        s.budget_minutes or 0 for s in built.steps
+    ]
+    return max([1.0, *values])
+
+
+@router.get("/campaigns/{campaign_id}/report", dependencies=readers)
+def report_page(
+    campaign_id: int,
+    request: Request,
+    current: Page = Depends(page),
+    session: Session = Depends(db),
+) -> Response:
+    found = campaign_or_404(session, campaign_id)
+    built = report.build(session, server(request).library, campaign_id=campaign_id)
+    return current.render(
+        "campaign_report.html",
+        nav="campaigns",
+        report=built,
+        now=server(request).clock.now(),
+        step_scale=_step_scale(built),
+        first_items=FIRST_ITEMS,
+        label=labeller(current),
+        title=lambda item: _title(item, current.language.code),
+        when=_when(found.timezone),
+        campaign_id=campaign_id,
+    )
+
+
+def _stamp(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment else ""
+
+
+def member_rows(session: Session, campaign_id: int, current: Page) -> list[list[Any]]:
+    """The export's rows: a header in the page's language, then one row per wave member."""
+    rows: list[list[Any]] = [[current.gettext(c) for c in MEMBER_COLUMNS]]
+    label = labeller(current)
+    for wave in waves.waves_of(session, campaign_id=campaign_id):
+        member: MemberOut
+        for member in presenting.members_out(session, wave):
+            rows.append(
+                [
+                    wave.code, member.serial, member.customer, member.site, member.model,
+                    label(member.status),
+                    member.attempts, member.current_node or "",
+                    _stamp(member.joined_at), _stamp(member.finished_at),
+                ]
+            )  # fmt: skip
+    return rows
+
+
+def _download(body: bytes, media_type: str, name: str, current: Page) -> Response:
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return current.finish(Response(body, media_type=media_type, headers=headers))
+
+
+@router.get("/campaigns/{campaign_id}/export.csv", dependencies=readers)
+def export_csv(
+    campaign_id: int, current: Page = Depends(page), session: Session = Depends(db)
+) -> Response:
+    campaign_or_404(session, campaign_id)
+    text = io.StringIO()
+    csv.writer(text).writerows(member_rows(session, campaign_id, current))
+    # The byte-order mark lets spreadsheet programs read the Chinese headers as UTF-8.
+    body = ("\ufeff" + text.getvalue()).encode("utf-8")
+    return _download(
+        body, "text/csv; charset=utf-8", f"campaign-{campaign_id}-members.csv", current
+    )
+
+
+def _workbook(sheets: list[tuple[str, list[list[Any]]]]) -> bytes:
+    # Deferred: openpyxl is slow to import and only the exports need it.
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    book.remove(book.active)
+    for name, rows in sheets:
+        sheet = book.create_sheet(name[:31])
+        for row in rows:
+            sheet.append(row)
+        for cell in sheet[1] if rows else ():
+            cell.font = Font(bold=True)
+        sheet.freeze_panes = "A2"
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+@router.get("/campaigns/{campaign_id}/export.xlsx", dependencies=readers)
+def export_xlsx(
+    campaign_id: int, current: Page = Depends(page), session: Session = Depends(db)
+) -> Response:
+    campaign_or_404(session, campaign_id)
+    body = _workbook([(current.gettext("Members"), member_rows(session, campaign_id, current))])
+    return _download(body, XLSX, f"campaign-{campaign_id}-members.xlsx", current)
+
+
+def report_sheets(built: CampaignReport, current: Page) -> list[tuple[str, list[list[Any]]]]:
+    """One sheet per table of the report page, headers in the page's language."""
+    t, lang = current.gettext, current.language.code
+    label = labeller(current)
+    wave_rows: list[list[Any]] = [
+        [t(h) for h in (N_("Wave"), N_("Title"), N_("Status"), N_("Gate"), N_("Machines"),
+                        N_("Succeeded"), N_("Failed"), N_("Success rate (%)"))]
+    ]  # fmt: skip
+    for w in built.waves:
+        wave_rows.append(
+            [w.code, _title(w, lang), label(w.status), label(w.gate_state), w.counts.total,
+             w.counts.succeeded, w.counts.failed, round(100 * w.success_share, 1)]
+        )  # fmt: skip
+    step_rows: list[list[Any]] = [
+        [t(h) for h in (N_("Step"), N_("Label"), N_("Runs"), N_("Median (min)"),
+                        N_("90th percentile (min)"), N_("Budget (min)"), N_("Over budget"))]
+    ]  # fmt: skip
+    for s in built.steps:
+        step_rows.append(
+            [s.node, s.label_zh_tw if lang == "zh-TW" else s.label_en, s.runs, s.median_minutes,
+             s.p90_minutes, s.budget_minutes, s.over_budget]
+        )  # fmt: skip
+    problems: list[list[Any]] = [[t(N_("Problem type")), t(N_("Count"))]]
+    problems += [[kind, number] for kind, number in built.problems_by_type.items()]
+    sat = built.satisfaction
+    inc = built.incidents
+    blockers = built.shutdown
+    return [
+        (t(N_("Waves")), wave_rows),
+        (t(N_("Step durations")), step_rows),
+        (t(N_("Problems")), problems),
+        (t(N_("Satisfaction")), [
+            [t(N_("Surveys")), t(N_("Passed")), t(N_("Below 8")), t(N_("Asked again"))],
+            [sat.surveys, sat.passed, sat.below_8, sat.loops],
+        ]),
+        (t(N_("Incidents")), [
+            [t(N_("Incidents")), t(N_("Still open")), t(N_("Responded within budget")),
+             t(N_("Median response (min)"))],
+            [inc.total, inc.open, inc.responded_within_budget, inc.median_response_minutes],
+        ]),
+        (t(N_("Shutdown")), [
+            [t(N_("Not on the new platform")), t(N_("Open incidents")),
+             t(N_("Without a verified backup")), t(N_("Acceptance missing")), t(N_("Shut down"))],
+            [len(blockers.not_migrated), len(blockers.open_incidents),
+             len(blockers.unverified_backups), len(blockers.missing_acceptances),
+             _stamp(blockers.shutdown_at)],
+        ]),
+    ]  # fmt: skip
+
+
+@router.get("/campaigns/{campaign_id}/report.xlsx", dependencies=readers)
+def report_xlsx(
+    campaign_id: int,
+    request: Request,
+    current: Page = Depends(page),
+    session: Session = Depends(db),
+) -> Response:
+    campaign_or_404(session, campaign_id)
+    built = report.build(session, server(request).library, campaign_id=campaign_id)
+    body = _workbook(report_sheets(built, current))
+    return _download(body, XLSX, f"campaign-{campaign_id}-report.xlsx", current)

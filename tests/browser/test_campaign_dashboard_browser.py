@@ -1,0 +1,105 @@
+"""The campaign dashboard in chromium: the Gantt and the waves, live counts, both languages."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from browser_support import BROWSER, CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from fastapi.testclient import TestClient
+from playwright.sync_api import Page, expect, sync_playwright
+
+from campaigns.conftest import settle
+from fleetup.api.deps import Server
+from fleetup.campaigns.scheduled import check_gates
+from fleetup.core.clock import ManualClock
+from support import Account
+
+pytestmark = BROWSER
+pytest_plugins = ["campaigns.conftest"]
+WIDTHS = {"wide": (1280, 900), "phone": (375, 812)}
+
+
+@pytest.fixture
+def waiting(
+    client: TestClient, manager: Account, campaign: dict[str, Any], clock: ManualClock
+) -> dict[str, Any]:
+    """The campaign running, its wave D1 (4 machines) due in an hour."""
+    url = f"/api/v1/campaigns/{campaign['id']}"
+    start = (clock.now() + timedelta(hours=1)).isoformat()
+    body = {"selection": {"kind": "count", "count": 4}, "planned_start": start}
+    assert client.patch(f"{url}/waves/D1", headers=manager.headers, json=body).status_code == 200
+    assert client.post(f"{url}/start", headers=manager.headers).status_code == 200
+    return campaign
+
+
+def _shoot(page: Page, base: str, campaign_id: int, lang: str) -> None:
+    for name, (width, height) in WIDTHS.items():
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"{base}/campaigns/{campaign_id}")
+        expect(page.locator(".gantt__row[data-code='D1']")).to_be_visible()
+        page.screenshot(
+            path=str(SCREENSHOTS / f"campaign-dashboard-{lang}-{name}.png"), full_page=True
+        )
+        page.goto(f"{base}/campaigns/{campaign_id}/report")
+        expect(page.locator("tr[data-wave='D1']")).to_be_visible()
+        page.screenshot(
+            path=str(SCREENSHOTS / f"campaign-report-{lang}-{name}.png"), full_page=True
+        )
+
+
+def test_wave_counts_follow_the_campaign_without_a_reload(
+    served: str,
+    waiting: dict[str, Any],
+    manager: Account,
+    client: TestClient,
+    clock: ManualClock,
+    server_parts: Server,
+) -> None:
+    # ``served`` runs the app of ``server_parts``: advancing its clock and running the
+    # campaign job here is what the worker would do on the served server.
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    campaign_id = waiting["id"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en")
+            page = context.new_page()
+            page.goto(f"{served}/login?next=/campaigns")
+            page.get_by_label("Username").fill(manager.username)
+            page.get_by_label("Password").fill(manager.password)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(f"**/campaigns/{campaign_id}")
+
+            expect(page.get_by_role("heading", name="Plan and progress")).to_be_visible()
+            expect(page.locator(".gantt__row")).to_have_count(
+                1 + 5 + 15
+            )  # scale, phases, activities
+            card = page.locator("#wave-D1")
+            expect(card).to_have_attribute("data-status", "planned")
+            expect(card.locator("[data-count='total']")).to_have_text("0")
+            page.evaluate("window.notReloaded = true")
+
+            clock.advance(timedelta(hours=1))
+            assert check_gates(server_parts) == 1
+            expect(card).to_have_attribute("data-status", "running", timeout=15_000)
+            expect(card.locator("[data-count='total']")).to_have_text("4")
+            expect(page.locator(".gate-event[data-kind='started']")).to_be_visible()
+
+            members = client.get(
+                f"/api/v1/campaigns/{campaign_id}/waves/D1/members", headers=manager.headers
+            ).json()
+            settle(server_parts, members[0]["serial"], "succeeded")
+            check_gates(server_parts)
+            succeeded = page.locator("#wave-D1 [data-count='succeeded']")
+            expect(succeeded).to_have_text("1", timeout=15_000)
+            # Polling swapped the live part in place: the page itself was never reloaded.
+            assert page.evaluate("window.notReloaded === true")
+
+            _shoot(page, served, campaign_id, "en")
+            context.add_cookies([{"name": "lang", "value": "zh-TW", "url": served}])
+            _shoot(page, served, campaign_id, "zh-TW")
+            expect(page.locator("html")).to_have_attribute("lang", "zh-Hant-TW")
+        finally:
+            browser.close()

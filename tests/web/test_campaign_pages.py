@@ -1,0 +1,274 @@
+"""The campaign dashboard, its gate decisions, the report and the exports, as pages."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+from web_helpers import csrf_token, sign_in
+
+from campaigns.conftest import settle
+from fleetup.api.deps import Server
+from fleetup.campaigns import report
+from fleetup.campaigns.report import CampaignReport, StepLine
+from fleetup.campaigns.scheduled import check_gates
+from fleetup.core.clock import ManualClock
+from fleetup.core.security import Role
+from support import Account
+
+pytest_plugins = ["campaigns.conftest"]
+
+
+@pytest.fixture
+def running(
+    client: TestClient,
+    manager: Account,
+    campaign: dict[str, Any],
+    clock: ManualClock,
+    server_parts: Server,
+) -> dict[str, Any]:
+    """The campaign running, with wave D1 (4 machines) started now; one machine succeeded."""
+    url = f"/api/v1/campaigns/{campaign['id']}"
+    body = {"selection": {"kind": "count", "count": 4}, "planned_start": clock.now().isoformat()}
+    assert client.patch(f"{url}/waves/D1", headers=manager.headers, json=body).status_code == 200
+    assert client.post(f"{url}/start", headers=manager.headers).status_code == 200
+    check_gates(server_parts)
+    members = client.get(f"{url}/waves/D1/members", headers=manager.headers).json()
+    settle(server_parts, members[0]["serial"], "succeeded")
+    check_gates(server_parts)
+    return campaign
+
+
+def _as(client: TestClient, account: Account, lang: str = "en") -> TestClient:
+    client.cookies.set("lang", lang)
+    sign_in(client, account)
+    return client
+
+
+def _d1(client: TestClient, manager: Account, campaign: dict[str, Any]) -> Any:
+    answer = client.get(f"/api/v1/campaigns/{campaign['id']}", headers=manager.headers)
+    return next(w for w in answer.json()["waves"] if w["code"] == "D1")
+
+
+def test_campaigns_leads_to_the_latest_dashboard(
+    client: TestClient, manager: Account, campaign: dict[str, Any]
+) -> None:
+    _as(client, manager)
+    answer = client.get("/campaigns", follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"/campaigns/{campaign['id']}"
+
+
+def test_without_a_campaign_the_page_says_how_to_make_one(
+    client: TestClient, make_account: Callable[..., Account]
+) -> None:
+    _as(client, make_account(Role.viewer))
+    answer = client.get("/campaigns")
+    assert answer.status_code == 200
+    assert "fleetup campaign create" in answer.text
+    assert "/api/v1/campaigns" in answer.text
+
+
+def test_a_viewer_sees_the_gantt_the_waves_and_their_counts(
+    client: TestClient, make_account: Callable[..., Account], running: dict[str, Any]
+) -> None:
+    _as(client, make_account(Role.viewer))
+    page = client.get(f"/campaigns/{running['id']}")
+    assert page.status_code == 200, page.text
+    html = page.text
+    for code in ("B", "C", "D", "E", "F", "B1", "E4", "F3"):
+        assert f'data-code="{code}"' in html
+    assert 'class="gantt__now"' in html
+    assert 'class="gantt__actual' in html  # D1 has started, so its actual bar is drawn
+    for code in ("D1", "D2", "E1", "E2", "E3"):
+        assert f'id="wave-{code}"' in html
+    assert 'data-count="total">4<' in html
+    assert 'data-count="succeeded">1<' in html
+    assert "Recent gate events" in html
+    assert 'hx-trigger="every 3s"' in html
+    assert "Reason for the decision" not in html  # a viewer decides nothing
+    assert 'href="/machines/S1-M001"' in html
+
+
+def test_the_dashboard_speaks_chinese(
+    client: TestClient, make_account: Callable[..., Account], running: dict[str, Any]
+) -> None:
+    _as(client, make_account(Role.viewer), "zh-TW")
+    html = client.get(f"/campaigns/{running['id']}").text
+    assert "波次" in html
+    assert "近期關卡事件" in html
+
+
+def test_the_live_part_answers_204_until_something_changes(
+    client: TestClient,
+    make_account: Callable[..., Account],
+    running: dict[str, Any],
+    server_parts: Server,
+    manager: Account,
+) -> None:
+    _as(client, make_account(Role.viewer))
+    first = client.get(f"/campaigns/{running['id']}/live")
+    assert first.status_code == 200
+    since = first.text.split('data-since="', 1)[1].split('"', 1)[0]
+    assert client.get(f"/campaigns/{running['id']}/live?since={since}").status_code == 204
+    members = client.get(
+        f"/api/v1/campaigns/{running['id']}/waves/D1/members", headers=manager.headers
+    ).json()
+    settle(server_parts, members[1]["serial"], "succeeded")
+    check_gates(server_parts)
+    changed = client.get(f"/campaigns/{running['id']}/live?since={since}")
+    assert changed.status_code == 200
+    assert 'data-count="succeeded">2<' in changed.text
+
+
+def test_a_manager_pauses_a_wave_from_its_card(
+    client: TestClient, manager: Account, running: dict[str, Any]
+) -> None:
+    _as(client, manager)
+    page = client.get(f"/campaigns/{running['id']}")
+    assert "Reason for the decision" in page.text
+    answer = client.post(
+        f"/campaigns/{running['id']}/waves/D1/decide",
+        data={
+            "action": "pause",
+            "reason": "the customer asked",
+            "csrf_token": csrf_token(page.text),
+        },
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    assert _d1(client, manager, running)["status"] == "paused"
+    shown = client.get(answer.headers["location"])
+    assert "Wave D1 is paused" in shown.text
+    assert "the customer asked" in shown.text  # the status reason on the card and the event
+
+
+def test_a_refused_decision_is_shown_on_the_page(
+    client: TestClient, manager: Account, running: dict[str, Any]
+) -> None:
+    _as(client, manager)
+    token = csrf_token(client.get(f"/campaigns/{running['id']}").text)
+    answer = client.post(
+        f"/campaigns/{running['id']}/waves/D1/decide",
+        data={"action": "resume", "reason": "go on", "csrf_token": token},
+    )
+    assert answer.status_code == 200
+    assert "the decision was refused" in answer.text
+    assert "only a paused wave resumes" in answer.text
+    assert _d1(client, manager, running)["status"] == "running"
+
+
+def test_a_viewer_cannot_pause_a_wave(
+    client: TestClient,
+    make_account: Callable[..., Account],
+    manager: Account,
+    running: dict[str, Any],
+) -> None:
+    _as(client, make_account(Role.viewer))
+    token = csrf_token(client.get(f"/campaigns/{running['id']}").text)
+    answer = client.post(
+        f"/campaigns/{running['id']}/waves/D1/decide",
+        data={"action": "pause", "reason": "no", "csrf_token": token},
+    )
+    assert answer.status_code == 403
+    assert _d1(client, manager, running)["status"] == "running"
+
+
+def test_a_decision_without_a_csrf_token_is_refused(
+    client: TestClient, manager: Account, running: dict[str, Any]
+) -> None:
+    _as(client, manager)
+    answer = client.post(
+        f"/campaigns/{running['id']}/waves/D1/decide", data={"action": "pause", "reason": "x"}
+    )
+    assert answer.status_code == 403
+    assert _d1(client, manager, running)["status"] == "running"
+
+
+def test_csv_export_lists_every_member_under_a_translated_header(
+    client: TestClient, manager: Account, running: dict[str, Any]
+) -> None:
+    _as(client, manager, "zh-TW")
+    answer = client.get(f"/campaigns/{running['id']}/export.csv")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig"))))
+    assert rows[0][:3] == ["波次", "序號", "客戶"]
+    assert len(rows) == 5
+    assert {row[0] for row in rows[1:]} == {"D1"}
+    assert all(row[2] == "ACME" for row in rows[1:])
+    assert "成功" in [row[5] for row in rows[1:]]
+
+
+def test_xlsx_exports_hold_the_members_and_the_report(
+    client: TestClient, manager: Account, running: dict[str, Any]
+) -> None:
+    _as(client, manager)
+    answer = client.get(f"/campaigns/{running['id']}/export.xlsx")
+    assert answer.status_code == 200
+    sheet = load_workbook(io.BytesIO(answer.content)).active
+    rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    assert rows[0][:2] == ["Wave", "Serial"]
+    assert len(rows) == 5
+    assert sorted(r[1] for r in rows[1:]) == ["S1-M001", "S1-M002", "S1-M003", "S1-M004"]
+
+    book = load_workbook(io.BytesIO(client.get(f"/campaigns/{running['id']}/report.xlsx").content))
+    assert book.sheetnames == [
+        "Waves", "Step durations", "Problems", "Satisfaction", "Incidents", "Shutdown"
+    ]  # fmt: skip
+    waves = [[cell.value for cell in row] for row in book["Waves"].iter_rows()]
+    assert waves[1][0] == "D1" and waves[1][5] == 1
+
+
+def test_report_page_shows_success_per_wave(
+    client: TestClient, make_account: Callable[..., Account], running: dict[str, Any]
+) -> None:
+    _as(client, make_account(Role.viewer))
+    page = client.get(f"/campaigns/{running['id']}/report")
+    assert page.status_code == 200
+    assert "Success per wave" in page.text
+    row = page.text.split('<tr data-wave="D1">', 1)[1].split("</tr>", 1)[0]
+    assert '<td class="success-share">25 %</td>' in row
+    assert "Shutdown of the old system (E4)" in page.text
+
+
+def test_an_unknown_campaign_gets_a_friendly_404(
+    client: TestClient, make_account: Callable[..., Account]
+) -> None:
+    _as(client, make_account(Role.viewer))
+    answer = client.get("/campaigns/999")
+    assert answer.status_code == 404
+    assert "There is no campaign 999" in answer.text
+
+
+def test_step_durations_are_drawn_against_their_budget(
+    client: TestClient,
+    make_account: Callable[..., Account],
+    running: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = report.build
+
+    def with_steps(*args: Any, **kwargs: Any) -> CampaignReport:
+        built = real(*args, **kwargs)
+        built.steps = [
+            StepLine(node="C", label_zh_tw="備份", label_en="Backup", budget_minutes=30,
+                     runs=3, median_minutes=45, p90_minutes=50, over_budget=2),
+            StepLine(node="D", label_zh_tw="安裝", label_en="Install", budget_minutes=60,
+                     runs=3, median_minutes=30, p90_minutes=40, over_budget=0),
+        ]  # fmt: skip
+        return built
+
+    monkeypatch.setattr(report, "build", with_steps)
+    _as(client, make_account(Role.viewer))
+    for path in (f"/campaigns/{running['id']}", f"/campaigns/{running['id']}/report"):
+        html = client.get(path).text
+        assert html.count('<li class="step-chart__row') == 2
+        assert "step-chart__row--over" in html  # C took 45 min against 30
+        assert 'class="step-chart__median" x="0" y="2" height="6" width="75.0"' in html
+        assert "C: median 45.0 min, budget 30.0 min" in html
