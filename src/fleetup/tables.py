@@ -4,10 +4,14 @@ Migrations, the server and the tests import this module once; domain code never 
 """
 
 from fleetup.accounts import models as accounts_models
+from fleetup.campaigns import models as campaigns_models
 from fleetup.core import audit
 from fleetup.core.db import Base
+from fleetup.customers import models as customers_models
 from fleetup.devices import models as devices_models
 from fleetup.fleet import models as fleet_models
+from fleetup.notify import models as notify_models
+from fleetup.operations import models as operations_models
 from fleetup.releases import models as releases_models
 from fleetup.upgrades import models as upgrades_models
 
@@ -16,9 +20,13 @@ metadata = Base.metadata
 __all__ = [
     "accounts_models",
     "audit",
+    "campaigns_models",
+    "customers_models",
     "devices_models",
     "fleet_models",
     "metadata",
+    "notify_models",
+    "operations_models",
     "releases_models",
     "upgrades_models",
 ]

@@ -15,27 +15,40 @@ from fleetup.core.i18n import CATALOGS
 from support import Account
 
 WEB = Path(fleetup.web.__file__).parent
-WEB_PO = CATALOGS / "zh_TW" / "LC_MESSAGES" / "web.po"
+PACKAGE = WEB.parent
+PO_FILES = sorted((CATALOGS / "zh_TW" / "LC_MESSAGES").glob("*.po"))
+KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None}
 
 
-def _extracted() -> dict[str | tuple[str, ...], str]:
-    """Every message the web package marks for translation, with where it was found."""
+def _extracted(root: Path = WEB) -> dict[str | tuple[str, ...], str]:
+    """Every message marked for translation under ``root``, with where it was found."""
     found: dict[str | tuple[str, ...], str] = {}
-    sources = [("python", path) for path in sorted(WEB.rglob("*.py"))]
-    sources += [(babel_extract, path) for path in sorted((WEB / "templates").rglob("*.html"))]
+    sources = [("python", path) for path in sorted(root.rglob("*.py"))]
+    sources += [(babel_extract, path) for path in sorted(root.rglob("templates/**/*.html"))]
     for method, path in sources:
         with path.open("rb") as handle:
-            for lineno, message, _comments, _context in extract(
-                method, handle, keywords=DEFAULT_KEYWORDS
-            ):
+            for lineno, message, _comments, _context in extract(method, handle, keywords=KEYWORDS):
                 key = tuple(m for m in message if m) if isinstance(message, tuple) else message
-                found.setdefault(key, f"{path.relative_to(WEB)}:{lineno}")
+                found.setdefault(key, f"{path.relative_to(root)}:{lineno}")
+    return found
+
+
+def _catalogs() -> list[tuple[str, Catalog]]:
+    found = []
+    for path in PO_FILES:
+        with path.open("rb") as handle:
+            found.append((path.name, read_po(handle, locale="zh_TW")))
     return found
 
 
 def _catalog() -> Catalog:
-    with WEB_PO.open("rb") as handle:
-        return read_po(handle, locale="zh_TW")
+    """Every area's catalog merged, as the running server sees them."""
+    merged = Catalog(locale="zh_TW")
+    for _name, catalog in _catalogs():
+        for message in catalog:
+            if message.id and not message.fuzzy and message.string:
+                merged[message.id] = message
+    return merged
 
 
 def test_every_web_string_has_a_zh_tw_translation() -> None:
@@ -50,17 +63,17 @@ def test_every_web_string_has_a_zh_tw_translation() -> None:
         translated = [strings] if isinstance(strings, str) else list(strings or [])
         if entry is None or entry.fuzzy or not translated or not all(translated):
             missing.append(f"{where}: {key!r}")
-    assert not missing, "add these to web.po (see docs/web.md):\n" + "\n".join(missing)
+    assert not missing, "add these to the area's .po (see docs/web.md):\n" + "\n".join(missing)
 
 
-def test_web_catalog_has_no_stale_or_broken_entries() -> None:
-    extracted = {m[0] if isinstance(m, tuple) else m for m in _extracted()}
-    catalog = _catalog()
-    stale = sorted(m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id)
-    stale = [msgid for msgid in stale if msgid not in extracted]
-    assert not stale, f"web.po has strings no page uses any more: {stale}"
-    broken = [(m.id, [str(e) for e in errors]) for m, errors in catalog.check()]
-    assert not broken, f"translations whose placeholders do not match: {broken}"
+def test_catalogs_have_no_stale_or_broken_entries() -> None:
+    extracted = {m[0] if isinstance(m, tuple) else m for m in _extracted(PACKAGE)}
+    for name, catalog in _catalogs():
+        ids = sorted(m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id)
+        stale = [msgid for msgid in ids if msgid not in extracted]
+        assert not stale, f"{name} has strings nothing uses any more: {stale}"
+        broken = [(m.id, [str(e) for e in errors]) for m, errors in catalog.check()]
+        assert not broken, f"{name}: translations whose placeholders do not match: {broken}"
 
 
 def test_login_page_speaks_traditional_chinese_by_default(client: TestClient) -> None:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from fleetup.cli import admin, demo, inventory, releases, serve, upgrades
+from fleetup.cli import (
+    admin,
+    campaigns,
+    demo,
+    inventory,
+    releases,
+    serve,
+    simulate,
+    upgrades,
+    worker,
+)
 from fleetup.sop.cli import app as sop_app
 
 app = typer.Typer(
@@ -19,4 +29,7 @@ inventory.register(app)
 demo.register(app)
 releases.register(app)
 upgrades.register(app)
+campaigns.register(app)
+simulate.register(app)
+worker.register(app)
 app.add_typer(sop_app, name="sop")

@@ -12,7 +12,16 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
-from fleetup.web import auth_pages, fleet_pages, upgrade_pages
+from fleetup.web import (
+    auth_pages,
+    campaign_pages,
+    customer_pages,
+    fleet_pages,
+    notification_pages,
+    operations_pages,
+    technician_pages,
+    upgrade_pages,
+)
 from fleetup.web.guard import PageError, SignInRequired, error_page, sign_in_redirect
 
 STATIC = Path(__file__).with_name("static")
@@ -21,7 +30,16 @@ STATIC = Path(__file__).with_name("static")
 def mount(app: FastAPI) -> None:
     """Add the pages, their error handlers and the static files to ``app``."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (auth_pages, fleet_pages, upgrade_pages):
+    for module in (
+        auth_pages,
+        fleet_pages,
+        upgrade_pages,
+        campaign_pages,
+        technician_pages,
+        operations_pages,
+        notification_pages,
+        customer_pages,
+    ):
         app.include_router(module.router)
 
     # Both exceptions are raised by pages only, so these handlers leave the API's alone.

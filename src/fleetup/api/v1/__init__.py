@@ -3,8 +3,30 @@
 from fastapi import APIRouter
 
 from fleetup.api.access import GuardedRoute
-from fleetup.api.v1 import audit, auth, fleet, inventory, sop
+from fleetup.api.v1 import (
+    audit,
+    auth,
+    campaigns,
+    customers,
+    fleet,
+    inventory,
+    notifications,
+    operations,
+    simulation,
+    sop,
+)
 
 router = APIRouter(prefix="/api/v1", route_class=GuardedRoute)
-for module in (auth, fleet, inventory, sop, audit):
+for module in (
+    auth,
+    fleet,
+    inventory,
+    sop,
+    audit,
+    campaigns,
+    operations,
+    notifications,
+    customers,
+    simulation,
+):
     router.include_router(module.router)
