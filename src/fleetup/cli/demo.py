@@ -156,6 +156,6 @@ def register(app: typer.Typer) -> None:
         url = f"http://{config.host}:{config.port}"
         console.print(
             f"[bold green]fleetup demo:[/bold green] open {url}  (a simulated fleet of "
-            f"{report.rows} machines runs the campaign from {monday:%Y-%m-%d}; Ctrl-C stops it)"
+            f"{report.rows} machines upgrades in waves from {monday:%Y-%m-%d}; Ctrl-C stops it)"
         )
         _serve_with_fleet(parts, config.host, config.port, speed, report.rows)
