@@ -7,11 +7,17 @@ from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from fleetup.api.app import build_server, create_app
+from fleetup.api.deps import Server
 from fleetup.core.clock import SystemClock
 from fleetup.core.config import Settings
+from fleetup.core.context import Ctx
 from fleetup.core.security import Role
+from fleetup.notify import service as notify
+from fleetup.notify.inbox import SimulatedInbox
+from fleetup.notify.models import Notification
 from support import Account
 
 
@@ -72,3 +78,34 @@ def test_clock_is_absent_on_a_wall_clock_server(
     assert (
         wall_clock_client.get("/api/v1/simulation/clock", headers=admin.headers).status_code == 404
     )
+
+
+def test_a_move_hands_over_what_the_simulated_server_delivered(
+    server_parts: Server, client: TestClient, make_account: Callable[..., Account]
+) -> None:
+    server_parts.inbox = SimulatedInbox()
+    admin = make_account(Role.admin)
+    with server_parts.sessions() as session:
+        ctx = Ctx(session=session, actor="test", clock=server_parts.clock)
+        notify.send(
+            ctx,
+            template="test_message",
+            key="inbox-1",
+            to=["url:json://simulator.invalid/someone"],
+            params={"username": admin.username, "sent_at": "2026-03-02 09:00"},
+        )
+        session.commit()
+    moved = client.post(
+        "/api/v1/simulation/clock", json={"now": "2026-03-02T02:00:00Z"}, headers=admin.headers
+    )
+    assert moved.status_code == 200, moved.text
+    body = moved.json()
+    assert [m["url"] for m in body["messages"]] == ["json://simulator.invalid/someone"]
+    assert body["woken"] == []
+    with server_parts.sessions() as session:
+        statuses = session.scalars(select(Notification.status)).all()
+    assert statuses == ["delivered"]  # delivered to the inbox, not sent anywhere
+    again = client.post(
+        "/api/v1/simulation/clock", json={"now": "2026-03-02T03:00:00Z"}, headers=admin.headers
+    )
+    assert again.json()["messages"] == [] and again.json()["woken"] == []

@@ -1,15 +1,20 @@
-"""A seeded simulated campaign: repeatable, and inside the maintenance windows."""
+"""A seeded simulated campaign: driven through the campaign, repeatable, inside the windows."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fleetup.api.app import build_server
+from fleetup.campaigns.models import Campaign, GateEvent, Visit, Wave
 from fleetup.core.clock import utc
 from fleetup.core.config import Settings
+from fleetup.customers.models import Acceptance, SiteVisit, Survey
 from fleetup.devices.models import DeviceAction, DeviceEvent
+from fleetup.fleet.models import Machine, Site
 from fleetup.sim.faults import PROFILES
 from fleetup.sim.runner import Options, run
 
@@ -32,19 +37,85 @@ def test_a_seeded_campaign_reaches_the_same_counts_twice(tmp_path: Path) -> None
     assert not first.errors, first.errors
 
 
-def test_no_install_starts_before_the_window_opens(tmp_path: Path, database_url: str) -> None:
+def test_the_simulated_people_run_the_campaign_the_server_plans(
+    tmp_path: Path, database_url: str
+) -> None:
     settings = _settings(tmp_path / "var", database_url)
-    result = run(settings, Options(machines=6, seed=3, profile="realistic"))
+    result = run(settings, Options(machines=12, seed=3, profile="realistic"))
+    assert not result.errors, result.errors
+    parts = build_server(settings)
+    with parts.sessions() as session:
+        campaign = session.scalars(select(Campaign)).one()
+        waves = session.scalars(select(Wave).order_by(Wave.position)).all()
+        kinds = set(session.scalars(select(GateEvent.kind)))
+        visits = session.scalars(select(Visit)).all()
+        signed = session.scalar(select(func.count()).select_from(Acceptance))
+        answered = session.scalar(
+            select(func.count()).select_from(Survey).where(Survey.score.is_not(None))
+        )
+        confirmed = session.scalar(
+            select(func.count()).select_from(SiteVisit).where(SiteVisit.answer == "confirmed")
+        )
+    parts.engine.dispose()
+    # The manager made and started the campaign; the worker started every wave in turn.
+    assert campaign.status == "running"
+    assert [w.code for w in waves] == ["D1", "D2", "E1", "E2", "E3"]
+    assert all(w.started_at is not None for w in waves)
+    assert {"started", "awaiting_approval", "approved", "completed"} <= kinds
+    # The server booked the visits; the technicians who got them did them.
+    assert {v.technician for v in visits} == set(result_technicians(visits))
+    assert sum(1 for v in visits if v.status == "done") == result.succeeded + result.failed
+    # The customers signed on the technician's phone, answered surveys and confirmed notices.
+    assert signed == result.acceptances == result.succeeded
+    assert answered == result.surveys["answered"] >= 1
+    assert confirmed == result.surveys["notices_confirmed"] >= 1
+    assert result.succeeded >= 10
+    assert result.wakeups >= 1  # a new deployment woke its enrolled IPC at once
+
+
+def result_technicians(visits: list[Visit]) -> list[str]:
+    return [v.technician for v in visits if v.technician.startswith("sim-tech-")]
+
+
+def test_no_install_starts_outside_the_visit_or_the_sites_window(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = _settings(tmp_path / "var", database_url)
+    result = run(settings, Options(machines=8, seed=5, profile="realistic"))
     assert result.succeeded >= 1
     parts = build_server(settings)
     with parts.sessions() as session:
         rows = session.execute(
-            select(DeviceEvent.at, DeviceAction.not_before, DeviceAction.not_after)
+            select(DeviceEvent.at, DeviceAction.not_before, DeviceAction.not_after, Site)
             .join(DeviceAction, DeviceEvent.action_id == DeviceAction.id)
+            .join(Machine, DeviceAction.machine_id == Machine.id)
+            .join(Site, Machine.site_id == Site.id)
             .where(DeviceEvent.step == "install", DeviceEvent.status == "started")
         ).all()
     parts.engine.dispose()
     assert rows
-    for at, not_before, not_after in rows:
+    for at, not_before, not_after, site in rows:
         assert not_before is not None and not_after is not None
         assert utc(not_before) <= utc(at) < utc(not_after)
+        assert _inside(site, utc(at)), (site.code, at, site.maintenance_windows)
+
+
+def _inside(site: Site, moment: datetime) -> bool:
+    """Whether ``moment`` falls in one of the site's weekly windows (its own time zone)."""
+    local = moment.astimezone(ZoneInfo(site.timezone))
+    for window in site.maintenance_windows or []:
+        start, end = (_minutes(window[key]) for key in ("start", "end"))
+        now = local.hour * 60 + local.minute
+        if end <= start:  # past midnight: the part after midnight belongs to the day before
+            if local.weekday() in window["days"] and now >= start:
+                return True
+            if (local.weekday() - 1) % 7 in window["days"] and now < end:
+                return True
+        elif local.weekday() in window["days"] and start <= now < end:
+            return True
+    return not site.maintenance_windows
+
+
+def _minutes(text: str) -> int:
+    hours, minutes = (int(part) for part in text.split(":"))
+    return hours * 60 + minutes

@@ -14,10 +14,14 @@ from fleetup.core.config import Settings
 from fleetup.core.db import make_engine, session_factory
 from fleetup.core.security import Signer
 from fleetup.notify import service as notify_service
+from fleetup.notify.inbox import SimulatedInbox
 from fleetup.upgrades.library import SopLibrary
 
 
-def build_server(settings: Settings, clock: Clock | None = None) -> Server:
+def build_server(
+    settings: Settings, clock: Clock | None = None, *, inbox: SimulatedInbox | None = None
+) -> Server:
+    """The server's long-lived parts; ``inbox`` keeps what a simulated server delivers."""
     engine = make_engine(settings.effective_database_url)
     notify_service.use_settings(engine, settings)
     return Server(
@@ -27,6 +31,7 @@ def build_server(settings: Settings, clock: Clock | None = None) -> Server:
         clock=clock or SystemClock(),
         signer=Signer(settings.effective_secret_key()),
         library=SopLibrary(settings.sop_definitions),
+        inbox=inbox,
     )
 
 

@@ -15,6 +15,7 @@ from fleetup.core.clock import Clock
 from fleetup.core.config import Settings
 from fleetup.core.context import Ctx
 from fleetup.core.security import LinkInvalid, Principal, Signer
+from fleetup.notify.inbox import SimulatedInbox
 from fleetup.upgrades.library import SopLibrary
 
 SESSION_COOKIE = "fleetup_session"
@@ -30,6 +31,8 @@ class Server:
     clock: Clock
     signer: Signer
     library: SopLibrary
+    # On simulated time, messages and wake-ups go here instead of the outside world.
+    inbox: SimulatedInbox | None = None
 
 
 def server(request: Request) -> Server:

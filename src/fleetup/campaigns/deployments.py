@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +20,7 @@ from fleetup.accounts.models import User
 from fleetup.campaigns.models import GateEvent, Visit, Wave, WaveMember
 from fleetup.campaigns.schedule import ScheduleRules
 from fleetup.core.audit import snapshot
+from fleetup.core.clock import utc
 from fleetup.core.context import Ctx
 from fleetup.core.security import Role
 from fleetup.customers import notices
@@ -79,21 +81,44 @@ def deploy(
 def scheduled(
     ctx: Ctx,
     *,
+    visit: Visit,
     serial: str,
-    start: datetime,
-    end: datetime,
+    wave: str,
     rules: ScheduleRules,
-    technician: str,
 ) -> None:
-    """Tell the customer (chart 2 A: the advance notice and the reminder) and put the visit on
-    the technician's day."""
+    """Tell the customer (chart 2 A: the advance notice and the reminder) and the technician
+    (the visit is on their day plan) that ``visit`` is booked."""
     notices.schedule_notice(
         ctx,
         serial=serial,
-        visit_start=start,
-        visit_end=end,
+        visit_start=visit.planned_start,
+        visit_end=visit.planned_end,
         expected_minutes=int(rules.visit_minutes),
-        technician=technician,
+        technician=visit.technician,
+    )
+    zone = ZoneInfo(rules.timezone)
+    site, customer = ctx.session.execute(
+        select(Site.name, Customer.name)
+        .join(Machine, Machine.site_id == Site.id)
+        .join(Customer, Site.customer_id == Customer.id)
+        .where(Machine.serial == serial)
+    ).one()
+    notify.send(
+        ctx,
+        template="visit_assigned",
+        key=f"visit-{visit.id}-assigned",
+        to=[f"user:{visit.technician}"],
+        params={
+            "serial": serial,
+            "wave": wave,
+            "customer": customer,
+            "site": site,
+            "day": f"{utc(visit.planned_start).astimezone(zone):%Y-%m-%d}",
+            "start": f"{utc(visit.planned_start).astimezone(zone):%H:%M}",
+            "end": f"{utc(visit.planned_end).astimezone(zone):%H:%M}",
+            "campaign_id": visit.campaign_id,
+            "visit_id": visit.id,
+        },
     )
 
 

@@ -321,14 +321,7 @@ def _schedule(
         member.status = "scheduled"
         member.attempts += 1
         member.note = ""
-        deployments.scheduled(
-            ctx,
-            serial=booking.serial,
-            start=booking.start,
-            end=booking.end,
-            rules=rules,
-            technician=booking.technician,
-        )
+        deployments.scheduled(ctx, visit=visit, serial=booking.serial, wave=wave.code, rules=rules)
 
 
 def _start_wave(

@@ -31,9 +31,10 @@ from fleetup.core.context import Ctx
 from fleetup.core.errors import Conflict, InvalidInput, NotFound
 from fleetup.core.security import Role
 from fleetup.fleet.inventory import import_inventory
+from fleetup.notify.inbox import SimulatedInbox
 from fleetup.sim.fleet import RELEASE, ensure_release
 from fleetup.sim.loop import EventLoop
-from fleetup.sim.runner import Options, run
+from fleetup.sim.runner import Options, run, simulated
 from fleetup.upgrades.library import SopLibrary
 
 SAMPLE = Path("examples/inventory.csv")
@@ -133,7 +134,7 @@ def register(app: typer.Typer) -> None:
         monday = datetime.combine(
             (today - timedelta(days=today.weekday())).date(), datetime.min.time(), UTC
         )
-        parts = build_server(config, ManualClock(monday))
+        parts = build_server(simulated(config), ManualClock(monday), inbox=SimulatedInbox())
         migrate.upgrade(parts.engine)
         with parts.sessions() as session:
             ctx = Ctx(session=session, actor="demo", clock=parts.clock)

@@ -11,6 +11,8 @@ from fleetup.api.app import build_server, create_app
 from fleetup.cli.common import console, settings
 from fleetup.core import migrate
 from fleetup.core.clock import ManualClock
+from fleetup.notify.inbox import SimulatedInbox
+from fleetup.sim.runner import simulated
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +46,11 @@ def register(app: typer.Typer) -> None:
         """Migrate the database, then serve the API and the web app."""
         config = settings()
         clock = ManualClock(simulated_clock.replace(tzinfo=UTC)) if simulated_clock else None
-        parts = build_server(config, clock)
+        parts = (
+            build_server(simulated(config), clock, inbox=SimulatedInbox())
+            if clock
+            else build_server(config)
+        )
         migrate.upgrade(parts.engine)
         bind_host, bind_port = host or config.host, port or config.port
         console.print(f"fleetup serves http://{bind_host}:{bind_port}  (API docs at /api/docs)")

@@ -16,18 +16,28 @@ from fleetup.sim.runner import DEFAULT_START, Options, run
 
 def print_result(result: SimResult) -> None:
     """The final counts as Rich tables."""
-    waves = Table("wave", "planned", "succeeded", "failed", title="Waves")
+    waves = Table("wave", "status", "machines", "succeeded", "failed", "unfinished", title="Waves")
     for code, count in sorted(result.waves.items()):
-        waves.add_row(code, str(count.planned), str(count.succeeded), str(count.failed))
+        waves.add_row(
+            code,
+            count.status,
+            str(count.planned),
+            str(count.succeeded),
+            str(count.failed),
+            str(count.unfinished),
+        )
     console.print(waves)
     steps = Table("step", "runs", "mean min", "p95 min", title="Automated steps")
     for name, row in result.durations().items():
         steps.add_row(name, f"{row['count']:.0f}", f"{row['mean']:.1f}", f"{row['p95']:.1f}")
     console.print(steps)
-    other = Table("what", "kind", "count", title="Problems, incidents, surveys")
+    other = Table("what", "kind", "count", title="Problems, faults, incidents, people")
     for title, counter in (
         ("problem", result.problems),
+        ("fault injected", result.faults),
         ("incident", result.incidents),
+        ("visit", result.outcomes),
+        ("gate decision", result.decisions),
         ("survey", result.surveys),
     ):
         for kind, times in sorted(counter.items()):
@@ -35,6 +45,17 @@ def print_result(result: SimResult) -> None:
     for kind, times in sorted(result.errors.items()):
         other.add_row("refused call", kind, str(times))
     console.print(other)
+    blockers = result.shutdown_blockers
+    console.print(
+        f"Acceptances signed: {result.acceptances}. Old system: "
+        + (
+            "shut down."
+            if result.shut_down
+            else "not asked to shut down yet."
+            if blockers is None
+            else f"still on; {blockers} blockers."
+        )
+    )
     console.print(
         f"{result.machines} machines, {result.succeeded} upgraded, {result.failed} not; "
         f"{result.simulated_days} simulated days in {result.wall_seconds} s "

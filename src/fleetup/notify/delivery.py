@@ -89,7 +89,9 @@ def deliver_due(parts: Server, channel: Channel | None = None) -> int:
     A failed send is retried after ``backoff``; a notification still undelivered
     ``notify_max_age_s`` after it was queued, or whose URL can never work, fails for good.
     """
-    sender = channel or (_channel_override[0] if _channel_override else AppriseChannel())
+    sender = channel or (
+        _channel_override[0] if _channel_override else parts.inbox or AppriseChannel()
+    )
     delivered = 0
     while True:
         ids = claim(parts)
@@ -149,15 +151,15 @@ def publish_wakeups(parts: Server, publisher: WakePublisher | None = None) -> in
                 .execution_options(synchronize_session=False)
             ).all()
         )
-    if not device_ids or not parts.settings.mqtt_url:
+    if not device_ids:
         return 0
     topics = [service.wake_topic(device_id) for device_id in sorted(device_ids)]
     try:
-        chosen = publisher or (
-            _publisher_override[0]
-            if _publisher_override
-            else MqttPublisher(parts.settings.mqtt_url)
-        )
+        chosen = publisher or (_publisher_override[0] if _publisher_override else parts.inbox)
+        if chosen is None:
+            if not parts.settings.mqtt_url:
+                return 0
+            chosen = MqttPublisher(parts.settings.mqtt_url)
         chosen.publish(topics)
     except (ChannelError, ValueError) as error:
         log.warning("%d wake-ups not published: %s", len(topics), error)

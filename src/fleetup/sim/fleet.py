@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleetup.accounts import service as accounts
+from fleetup.accounts.models import User
 from fleetup.accounts.schemas import UserIn
 from fleetup.core.config import Settings
 from fleetup.core.context import Ctx
@@ -33,7 +34,6 @@ from fleetup.devices import service as devices
 from fleetup.fleet.inventory import import_inventory
 from fleetup.fleet.models import Customer, Machine, Site
 from fleetup.releases import service as releases
-from fleetup.sim.plan import Site as PlanSite
 
 SAMPLE = Path(__file__).resolve().parents[3] / "examples" / "inventory.csv"
 SAMPLE_SIZE = 90
@@ -108,7 +108,7 @@ class MachineInfo:
     serial: str
     customer_code: str
     customer_existing: bool
-    site: PlanSite
+    site: str
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,7 @@ class Prepared:
 
     admin_token: str
     manager_token: str
+    on_call_token: str
     technicians: dict[str, str]
     machines: list[MachineInfo]
     release: str
@@ -173,12 +174,7 @@ def machines_of(session: Session) -> list[MachineInfo]:
             serial=serial,
             customer_code=code,
             customer_existing=bool(existing),
-            site=PlanSite(
-                key=f"{code}/{site.code}",
-                customer_code=code,
-                timezone=site.timezone,
-                windows=list(site.maintenance_windows or []),
-            ),
+            site=f"{code}/{site.code}",
         )
         for serial, code, existing, site in rows
     ]
@@ -210,10 +206,15 @@ def prepare(
     ensure_release(ctx, settings)
     machines = machines_of(ctx.session)[:count]
     names = technicians or technician_names(len(machines))
+    # The campaign books every active technician; the simulator works all their visits.
+    others = ctx.session.scalars(
+        select(User.username).where(User.role == Role.technician, User.active.is_(True))
+    )
     return Prepared(
         admin_token=_user(ctx, "sim-admin", Role.admin),
         manager_token=_user(ctx, "sim-manager", Role.manager),
-        technicians={name: _user(ctx, name, Role.technician) for name in names},
+        on_call_token=_user(ctx, "sim-oncall", Role.on_call),
+        technicians={name: _user(ctx, name, Role.technician) for name in {*names, *others}},
         machines=machines,
         release=RELEASE,
     )

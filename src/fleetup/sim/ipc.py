@@ -1,13 +1,16 @@
 """A virtual IPC: the agent's side of the device protocol, on simulated time.
 
-It enrolls with its one-time token, polls ``actions/next`` with its ETag (a wake-up, as the
-MQTT nudge would give, makes it poll at once), fetches the release blob with ``Range`` as soon
-as it sees an upgrade (downloading is allowed at any time), and runs the upgrade only inside
-the install window: backup (a small real zstd archive, uploaded through the backup routes),
-download, install, network, registration (``POST /register``) and function test, each with
-``started`` and ``succeeded``/``failed`` reports stamped with the simulated time. Its
-``Luck`` decides the faults: an outage that keeps it off the network (until a technician's
-G/H when it needs one), install failures (a retried one, then a final one: the SOP's M
+It enrolls with its one-time token, then lives until the run ends: it polls ``actions/next``
+with its ETag and reports a heartbeat every ``idle`` (a wake-up from the server, as the MQTT
+nudge would give, makes it poll at once), answers remote diagnostics and the 4G fallback,
+fetches the release blob with ``Range`` as soon as it sees an upgrade (downloading is allowed
+at any time), and runs each upgrade it is given only inside its install window (a missed
+window is left to the server, which books a new visit and queues a new deployment): backup (a
+small real zstd archive, uploaded through the backup routes), download, install, network,
+registration (``POST /register``) and function test, each with ``started`` and
+``succeeded``/``failed`` reports stamped with the simulated time. Its ``Luck`` decides the
+faults: an outage that keeps it off the network (until a technician's G/H when it needs one),
+install failures (a retried one, then a final one: the SOP's M
 reinstall loop), a hardware fault that fails the function test, a power cut in the middle of
 a step (it restarts and reports ``started`` again), a slow link.
 """
@@ -72,7 +75,8 @@ class VirtualIpc:
     loop: EventLoop
     result: SimResult
     enrollment_token: Callable[[str], str]
-    poll_every: timedelta = timedelta(hours=12)
+    end: datetime | None = None
+    idle: timedelta = timedelta(days=2)
     credential: str = ""
     device_id: str = ""
     etag: str = ""
@@ -84,8 +88,10 @@ class VirtualIpc:
     retest: Signal = field(default_factory=Signal)
     offline: bool = False
     tests_failed_once: bool = False
-    installed_before: datetime | None = None
     first_install_at: datetime | None = None
+    version: str = OLD_VERSION
+    handled: set[str] = field(default_factory=set)
+    remote: dict[str, Any] | None = None
     _events: int = 0
     _blob: bytes = b""
 
@@ -137,19 +143,23 @@ class VirtualIpc:
             return self.action
         self.etag = answer.headers.get("etag", "")
         action = answer.json().get("action")
+        self.remote = action if action and action.get("kind") in REMOTE_STEPS else None
         self.action = action if action and action.get("kind") == "upgrade" else None
         return self.action
 
     def _at(self) -> str:
         return self.loop.now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    def report(self, step: str, status: str, **evidence: Any) -> None:
-        assert self.action is not None
+    def report(
+        self, step: str, status: str, action: dict[str, Any] | None = None, **evidence: Any
+    ) -> None:
+        action = action or self.action
+        assert action is not None
         self._events += 1
         event_id = f"sim-{hashlib.sha1(self.serial.encode()).hexdigest()[:16]}-{self._events}"
         self.api.call(
             "POST",
-            f"/device/v1/actions/{self.action['id']}/events",
+            f"/device/v1/actions/{action['id']}/events",
             token=self._token(),
             json={
                 "event_id": event_id,
@@ -166,36 +176,84 @@ class VirtualIpc:
         yield enroll_at
         if not self.enroll():
             return
-        self.heartbeat(OLD_VERSION)
-        while self.poll() is None:
+        self.heartbeat(self.version)
+        while self.end is None or self.loop.now < self.end:
+            action = self.poll_answering()
+            if action is not None and action["id"] not in self.handled:
+                self.handled.add(action["id"])
+                yield from self._deployment()
+                continue
             self.wake.reset()
-            yield Until(self.wake, self.loop.now + self.poll_every)
+            yield Until(self.wake, _on_the_hour(self.loop.now + self.idle))
+            if not self.offline:
+                self.heartbeat(self.version)
+
+    def _deployment(self) -> Generator[Wait, None, None]:
+        """One queued upgrade: fetch at once, install inside the window only."""
+        for signal in (self.tests_done, self.retest, self.reconnected):
+            signal.reset()
+        self.tests_failed_once = False
         yield from self._prefetch()
-        if self.luck.outage_needs_technician:
+        if self.luck.outage_needs_technician and self.outcome == "waiting":
             self.offline = True
-            self.result.incidents["network_outage_on_site"] += 1
+            self.result.faults["network_outage_on_site"] += 1
             yield self.reconnected
             self.offline = False
-        elif self.luck.outage:
-            self.result.incidents["network_outage"] += 1
+        elif self.luck.outage and self.outcome == "waiting":
+            self.result.faults["network_outage"] += 1
             yield timedelta(minutes=self.luck.outage_minutes)
         window = (self.action or {}).get("install_window") or {}
         not_before, not_after = _moment(window.get("not_before")), _moment(window.get("not_after"))
         if not_before is not None and self.loop.now < not_before:
             yield not_before
-        if self.poll(use_etag=False) is None:
+        if self.poll_answering(use_etag=False) is None:
             self.outcome = "action_withdrawn"
+            self.tests_done.fire()
             return
         if not_after is not None and self.loop.now >= not_after:
             self.outcome = "window_missed"
-            self.result.incidents["install_window_missed"] += 1
+            self.result.faults["install_window_missed"] += 1
             self.tests_done.fire()
             return
         self.outcome = "upgrading"
         if not (yield from self._upgrade(not_before, not_after)):
             self.tests_done.fire()
             return
-        self.heartbeat(str((self.action or {}).get("release", {}).get("version", "")))
+        self.version = str((self.action or {}).get("release", {}).get("version", self.version))
+        self.heartbeat(self.version)
+
+    def poll_answering(self, *, use_etag: bool = True) -> dict[str, Any] | None:
+        """Poll, answering the remote actions that come first; returns the upgrade, if any."""
+        action = self.poll(use_etag=use_etag)
+        for _ in range(10):
+            if self.remote is None:
+                break
+            self._answer_remote(self.remote)
+            action = self.poll(use_etag=False)
+        return action
+
+    def _answer_remote(self, action: dict[str, Any]) -> None:
+        """Remote diagnostics and the 4G fallback, as the agent answers them."""
+        step = REMOTE_STEPS[action["kind"]]
+        self.report(step, "started", action=action, attempt=1)
+        if step == "diagnose":
+            checks = [
+                {"link": "primary", "reachable": {"ok": True, "status": 200}},
+                {"link": "fallback", "reachable": {"ok": True, "status": 200}},
+            ]
+            self.report(
+                step,
+                "succeeded",
+                action=action,
+                attempt=1,
+                checks=checks,
+                link_in_use="primary",
+                reachable=["primary", "fallback"],
+            )
+        else:
+            self.report(
+                step, "succeeded", action=action, attempt=1, link="4g", previous_link="primary"
+            )
 
     def _prefetch(self) -> Generator[Wait, None, None]:
         release = (self.action or {}).get("release") or {}
@@ -216,7 +274,7 @@ class VirtualIpc:
         started = self.loop.now
         if self.luck.power_cut_step == step:
             yield self.luck.duration(step) / 2
-            self.result.incidents["power_cut"] += 1
+            self.result.faults["power_cut"] += 1
             yield timedelta(minutes=self.luck.restart_minutes)
             attempt += 1
             self.report(step, "started", attempt=attempt)
@@ -260,7 +318,7 @@ class VirtualIpc:
         )
         if not_after is not None and self.loop.now >= not_after:
             self.outcome = "window_missed"
-            self.result.incidents["install_window_missed"] += 1
+            self.result.faults["install_window_missed"] += 1
             return False
         yield from self._install(release)
         yield from self._timed("network", written=True, cloud_link="primary")
@@ -347,7 +405,13 @@ class VirtualIpc:
         return sent.status_code == 200 and done.status_code == 200
 
 
+REMOTE_STEPS = {"diagnose": "diagnose", "fallback": "switch_network"}
 _BUDGET = {"backup": 10, "install": 15, "network": 10, "register": 5, "function_test": 15}
+
+
+def _on_the_hour(moment: datetime) -> datetime:
+    """Idle reports fall on the hour, so the IPCs waiting together share one clock move."""
+    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def _moment(text: str | None) -> datetime | None:

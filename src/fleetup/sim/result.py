@@ -13,9 +13,13 @@ import httpx
 
 @dataclass
 class WaveCount:
+    """A wave's machines as the server counts them at the end of the run."""
+
     planned: int = 0
     succeeded: int = 0
     failed: int = 0
+    unfinished: int = 0
+    status: str = ""
 
 
 @dataclass
@@ -29,13 +33,20 @@ class SimResult:
     waves: dict[str, WaveCount] = field(default_factory=dict)
     step_minutes: dict[str, list[float]] = field(default_factory=dict)
     problems: Counter[str] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
     incidents: Counter[str] = field(default_factory=Counter)
+    decisions: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    acceptances: int = 0
+    shutdown_blockers: int | None = None
+    shut_down: bool = False
     surveys: Counter[str] = field(default_factory=Counter)
     scores: list[int] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     route_seconds: dict[str, float] = field(default_factory=dict)
     route_calls: Counter[str] = field(default_factory=Counter)
     requests: int = 0
+    wakeups: int = 0
     clock_moves: int = 0
     wall_seconds: float = 0.0
     simulated_days: float = 0.0
@@ -61,7 +72,12 @@ class SimResult:
             "waves": {code: vars(count) for code, count in sorted(self.waves.items())},
             "steps": self.durations(),
             "problems": dict(sorted(self.problems.items())),
+            "faults": dict(sorted(self.faults.items())),
             "incidents": dict(sorted(self.incidents.items())),
+            "decisions": dict(sorted(self.decisions.items())),
+            "visits": dict(sorted(self.outcomes.items())),
+            "acceptances": self.acceptances,
+            "shutdown": {"blockers": self.shutdown_blockers, "shut_down": self.shut_down},
             "surveys": dict(sorted(self.surveys.items())),
             "scores": list(self.scores),
             "errors": dict(sorted(self.errors.items())),

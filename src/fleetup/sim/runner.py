@@ -4,11 +4,15 @@ The server is reached either in-process (the default: the app is built on a ``Ma
 and called through an in-process transport, the same code with no network) or at a URL (a
 ``fleetup serve --simulated-clock``). Either way the preparation (users, inventory, release,
 enrollment tokens) is done on the server's database, and from then on every actor speaks
-HTTP: IPCs the device protocol, technicians, customers and the manager the REST API, and the
-event loop moves the server's clock through ``POST /api/v1/simulation/clock``.
+HTTP: IPCs the device protocol; the manager, technicians, on-call engineer and customers the
+REST API; and the event loop moves the server's clock through ``POST /api/v1/simulation/clock``.
 
-The waves and visits are planned by ``sim.plan`` and queued as deployments with the visit as
-the install window; each IPC enrolls the day before its wave starts.
+The campaign runs itself, as it does for real: the manager creates it from the SOP template and
+starts it; the server's worker starts each wave when its week comes and its gate allows, books
+the technicians' visits and queues each machine's deployment with the visit as its install
+window. What the server sends (a technician's new visit, a customer's notice or survey link,
+an on-call page, an IPC's wake-up) comes back with each clock move, and the simulated people
+and IPCs act on it. The final counts are the server's.
 """
 
 from __future__ import annotations
@@ -20,29 +24,58 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
-from functools import partial
+from typing import Any
 
 import httpx
-from fastapi.testclient import TestClient
 
 from fleetup.api.app import build_server, create_app
 from fleetup.core import migrate
 from fleetup.core.clock import ManualClock
 from fleetup.core.config import Settings
 from fleetup.core.context import Ctx
-from fleetup.sim import plan
-from fleetup.sim.customer import survey
+from fleetup.notify.inbox import SimulatedInbox
+from fleetup.sim.customer import Customers
 from fleetup.sim.faults import FaultRates, Luck, draw
 from fleetup.sim.faults import profile as named_profile
-from fleetup.sim.fleet import MachineInfo, Prepared, prepare
+from fleetup.sim.fleet import SAMPLE_SIZE, MachineInfo, Prepared, prepare
 from fleetup.sim.fleet import enrollment_token as enrollment_token_for
+from fleetup.sim.inline import InlineTransport
 from fleetup.sim.ipc import VirtualIpc
-from fleetup.sim.loop import EventLoop, Process
+from fleetup.sim.loop import EventLoop
+from fleetup.sim.manager import Manager, OnCall
 from fleetup.sim.result import Api, SimResult, WaveCount
-from fleetup.sim.technician import Assignment, Technician
-from fleetup.sim.walk import Instance
+from fleetup.sim.technician import Technician
 
 DEFAULT_START = date(2026, 3, 2)
+# Where the server's simulated inbox says a message went (never sent anywhere).
+INBOX = "json://simulator.invalid"
+MAIL = "mailtos://simulator.invalid/mail"
+# Simulated IPCs report every ``IDLE`` while they wait; the silence threshold matches it.
+IDLE = timedelta(days=2)
+
+
+def simulated(settings: Settings) -> Settings:
+    """``settings`` for a server a simulated fleet runs against.
+
+    Customers' mail and the on-call and managers' pages get a channel, and wake-ups a broker
+    address, so that the server queues them as it would for real; a simulated server delivers
+    them all to its inbox, never to these addresses. The heartbeat threshold matches how often
+    an idle simulated IPC reports.
+    """
+    return settings.model_copy(
+        update={
+            "notify_mail_url": settings.notify_mail_url or MAIL,
+            "notify_role_urls": {
+                "on_call": [f"{INBOX}/on-call"],
+                "manager": [f"{INBOX}/manager"],
+                **settings.notify_role_urls,
+            },
+            "mqtt_url": settings.mqtt_url or "mqtt://simulator.invalid:1883",
+            "heartbeat_missing_s": max(
+                settings.heartbeat_missing_s, int((IDLE * 2.5).total_seconds())
+            ),
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -64,12 +97,17 @@ def monday_of(day: date) -> date:
 @contextmanager
 def in_process(settings: Settings, start: datetime) -> Iterator[tuple[httpx.Client, Ctx]]:
     """A server on a ``ManualClock`` at ``start`` and a client that calls it in-process."""
-    parts = build_server(settings, ManualClock(start))
+    parts = build_server(settings, ManualClock(start), inbox=SimulatedInbox())
     migrate.upgrade(parts.engine)
+    transport = InlineTransport(create_app(parts))
     try:
-        with TestClient(create_app(parts)) as client, parts.sessions() as session:
+        with (
+            httpx.Client(transport=transport, base_url="http://simulator.invalid") as client,
+            parts.sessions() as session,
+        ):
             yield client, Ctx(session=session, actor="simulator", clock=parts.clock)
     finally:
+        transport.close()
         parts.engine.dispose()
 
 
@@ -90,8 +128,8 @@ def remote(settings: Settings, url: str, start: datetime) -> Iterator[tuple[http
         engine.dispose()
 
 
-class Campaign:
-    """The wiring of one run: actors, plan and bookkeeping on one event loop."""
+class Fleet:
+    """The wiring of one run: the people and the IPCs on one event loop, and the inbox."""
 
     def __init__(
         self,
@@ -100,12 +138,14 @@ class Campaign:
         prepared: Prepared,
         options: Options,
         enrollment_token: Callable[[str], str],
+        end: datetime,
     ) -> None:
         self.api = api
-        self.enrollment_token = enrollment_token
         self.loop = loop
         self.prepared = prepared
         self.options = options
+        self.enrollment_token = enrollment_token
+        self.end = end
         self.result = api.result
         rates = (
             named_profile(options.profile) if isinstance(options.profile, str) else options.profile
@@ -113,132 +153,131 @@ class Campaign:
         self.luck: dict[str, Luck] = {
             m.serial: draw(rates, seed=options.seed, serial=m.serial) for m in prepared.machines
         }
-        self.info = {m.serial: m for m in prepared.machines}
-        self.wave_of: dict[str, str] = {}
+        self.info: dict[str, MachineInfo] = {m.serial: m for m in prepared.machines}
         self.ipcs: dict[str, VirtualIpc] = {}
-        self.assignments: dict[str, Assignment] = {}
-        self.finished: set[str] = set()
-        self.site_left: dict[tuple[str, str], int] = {}
-        self.site_upgraded: dict[tuple[str, str], int] = {}
+        self.by_device: dict[str, VirtualIpc] = {}
+        self.customers = Customers(
+            api, loop, self.result, random.Random(f"{options.seed}:customers"), self.luck_of
+        )
+        self.manager = Manager(api, loop, self.result, prepared.manager_token, self.customers, end)
+        self.on_call = OnCall(
+            api, loop, self.result, prepared.on_call_token, random.Random(f"{options.seed}:oc"), end
+        )
+        self.technicians: dict[str, Technician] = {}
 
-    def schedule(self) -> None:
-        serials = [m.serial for m in self.prepared.machines]
-        site_of = {m.serial: m.site for m in self.prepared.machines}
-        names = sorted(self.prepared.technicians)
-        technicians = {
-            name: Technician(
+    def luck_of(self, serial: str) -> Luck:
+        found = self.luck.get(serial)
+        if found is None:  # a machine outside the prepared list (another inventory)
+            rates = named_profile("realistic")
+            found = self.luck[serial] = draw(rates, seed=self.options.seed, serial=serial)
+        return found
+
+    def start(self) -> None:
+        campaign_id = self.manager.set_up(
+            release=self.prepared.release,
+            starts_on=self.options.starts_on,
+            machines=len(self.prepared.machines),
+            sample=len(self.prepared.machines) == SAMPLE_SIZE,
+        )
+        for name in sorted(self.prepared.technicians):
+            technician = Technician(
                 name,
                 self.prepared.technicians[name],
                 self.api,
                 self.loop,
                 self.result,
                 random.Random(f"{self.options.seed}:{name}"),
+                campaign_id,
+                self.ipc_for,
+                self.luck_of,
+                lambda serial: self.info[serial].customer_existing if serial in self.info else True,
+                self.visit_done,
+                self.end,
             )
-            for name in names
-        }
-        free_at: dict[str, datetime] = {}
-        end = self.loop.start + timedelta(weeks=self.options.weeks)
-        for wave in plan.waves(serials, starts_on=self.options.starts_on):
-            if wave.start >= end or not wave.serials:
-                continue
-            self.result.waves[wave.code] = WaveCount(planned=len(wave.serials))
-            for visit in plan.visits(wave, site_of=site_of, technicians=names, free_at=free_at):
-                self._machine(wave.code, visit, technicians[visit.technician])
-            self.loop.spawn(self._deploy(wave), wave.start)
-        for technician in technicians.values():
-            if technician.visits:
-                self.loop.spawn(technician.work())
+            self.technicians[name] = technician
+            self._subscribe(technician.token, f"{INBOX}/technician/{name}")
+            self.loop.spawn(technician.listen())
+            self.loop.spawn(technician.work())
+        self.loop.spawn(self.manager.work())
+        self.loop.spawn(self.on_call.work())
 
-    def _machine(self, wave: str, visit: plan.Visit, technician: Technician) -> None:
-        serial = visit.serial
-        info = self.info[serial]
+    def _subscribe(self, token: str, url: str) -> None:
+        self.api.call(
+            "POST", "/api/v1/me/subscriptions", token=token, json={"url": url, "language": "en"}
+        )
+
+    def ipc_for(self, serial: str, enroll_at: datetime) -> VirtualIpc:
+        """The machine's IPC, its agent started at ``enroll_at`` the first time it is asked."""
+        found = self.ipcs.get(serial)
+        if found is not None:
+            return found
         ipc = VirtualIpc(
             serial,
-            self.luck[serial],
+            self.luck_of(serial),
             self.api,
             self.loop,
             self.result,
             self.enrollment_token,
+            end=self.end,
+            idle=IDLE,
         )
         self.ipcs[serial] = ipc
-        self.wave_of[serial] = wave
-        key = (wave, info.site.key)
-        self.site_left[key] = self.site_left.get(key, 0) + 1
-        assignment = Assignment(
-            serial,
-            visit.start,
-            visit.end,
-            0,
-            ipc,
-            self.luck[serial],
-            info.customer_existing,
-            partial(self._done, serial),
-        )
-        self.assignments[serial] = assignment
-        technician.visits.append(assignment)
-        enroll_at = max(self.loop.start, visit.start - timedelta(days=1, hours=12))
-        self.loop.spawn(ipc.life(enroll_at), enroll_at)
+        self.loop.spawn(self._enrolled(ipc, enroll_at), enroll_at)
+        return ipc
 
-    def _deploy(self, wave: plan.Wave) -> Process:
-        for serial in wave.serials:
-            visit = self.assignments[serial]
-            answer = self.api.call(
-                "POST",
-                f"/api/v1/machines/{serial}/deployments",
-                token=self.prepared.manager_token,
-                json={
-                    "version": self.prepared.release,
-                    "install_window": {
-                        "not_before": _iso(visit.start),
-                        "not_after": _iso(visit.end),
-                    },
-                },
-            )
-            if answer.status_code == 201:
-                visit.instance_id = int(answer.json()["instance_id"])
-                self.ipcs[serial].wake.fire()
-            else:
-                self._done(serial, "not_deployed", None)
-        yield timedelta(0)
+    def _enrolled(self, ipc: VirtualIpc, enroll_at: datetime) -> Any:
+        life = ipc.life(enroll_at)
+        yield next(life)  # the enrollment moment
+        wait = next(life, None)  # enrolls, reports, polls the first time
+        if ipc.device_id:
+            self.by_device[ipc.device_id] = ipc
+        while wait is not None:
+            yield wait
+            wait = next(life, None)
 
-    def _done(self, serial: str, outcome: str, state: Instance | None) -> None:
-        if serial in self.finished:
-            return
-        self.finished.add(serial)
-        count = self.result.waves[self.wave_of[serial]]
-        if outcome == "completed":
-            count.succeeded += 1
-        else:
-            count.failed += 1
-            self.result.incidents[f"upgrade_{outcome}"] += 1
-        info: MachineInfo = self.info[serial]
-        key = (self.wave_of[serial], info.site.key)
-        self.site_left[key] -= 1
-        if outcome == "completed":
-            self.site_upgraded[key] = self.site_upgraded.get(key, 0) + 1
-        if self.site_left[key] == 0 and self.site_upgraded.get(key, 0):
-            luck = self.luck[serial]
-            self.loop.spawn(
-                survey(
-                    self.api,
-                    self.loop,
-                    self.prepared.manager_token,
-                    self.result,
-                    customer_code=info.customer_code,
-                    score=luck.score,
-                    retest_score=luck.retest_score,
-                    rng=random.Random(f"{self.options.seed}:survey:{key}"),
-                ),
-                self.loop.now + timedelta(days=1),
-            )
+    def visit_done(self, serial: str, outcome: str) -> None:
+        self.result.outcomes[outcome] += 1
+
+    def delivered(self, answer: dict[str, Any]) -> None:
+        """Hand what the server sent during a clock move to whoever it was for."""
+        for device_id in answer.get("woken", []):
+            ipc = self.by_device.get(device_id)
+            if ipc is not None:
+                self.result.wakeups += 1
+                ipc.wake.fire()
+        for message in answer.get("messages", []):
+            url: str = message["url"]
+            if url.startswith(f"{INBOX}/technician/"):
+                technician = self.technicians.get(url.rsplit("/", 1)[-1])
+                if technician is not None:
+                    technician.messages.fire()
+            elif url.startswith(f"{INBOX}/on-call"):
+                if message["title"].lower().find("incident") >= 0 or "事件" in message["title"]:
+                    self.on_call.paged.fire()
+            elif url.startswith(MAIL):
+                self.customers.receive(message["body"])
 
     def close(self) -> None:
-        """Machines still unfinished when the run ends count as failed."""
-        for serial in self.assignments:
-            if serial not in self.finished:
-                self.finished.add(serial)
-                self.result.waves[self.wave_of[serial]].failed += 1
-                self.result.incidents[f"upgrade_{self.ipcs[serial].outcome}"] += 1
+        """The server's final counts per wave, incidents, and the shutdown gate."""
+        campaign_id = self.manager.campaign_id
+        campaign = self.api.call(
+            "GET", f"/api/v1/campaigns/{campaign_id}", token=self.prepared.manager_token
+        ).json()
+        for wave in campaign["waves"]:
+            counts = wave["counts"]
+            self.result.waves[wave["code"]] = WaveCount(
+                planned=counts["total"],
+                succeeded=counts["succeeded"],
+                failed=counts["failed"],
+                unfinished=counts["total"] - counts["succeeded"] - counts["failed"],
+                status=wave["status"],
+            )
+        incidents = self.api.call(
+            "GET", "/api/v1/incidents", token=self.prepared.manager_token
+        ).json()
+        self.result.incidents["opened"] = len(incidents)
+        if self.result.shutdown_blockers is None:
+            self.manager._shutdown()
 
 
 def _iso(moment: datetime) -> str:
@@ -270,7 +309,7 @@ def run(
         profile=options.profile if isinstance(options.profile, str) else "custom",
         mode="url" if url else "in-process",
     )
-    connect = remote(settings, url, start) if url else in_process(settings, start)
+    connect = remote(settings, url, start) if url else in_process(simulated(settings), start)
     with connect as (client, ctx):
         prepared = prepare(
             ctx,
@@ -283,13 +322,17 @@ def run(
         ctx.session.commit()
         api = Api(client, result)
 
+        fleet: list[Fleet] = []
+
         def advance(moment: datetime) -> None:
-            api.call(
+            answer = api.call(
                 "POST",
                 "/api/v1/simulation/clock",
                 token=prepared.admin_token,
                 json={"now": _iso(moment)},
             )
+            if answer.status_code == 200 and fleet:
+                fleet[0].delivered(answer.json())
 
         if url:
             now = client.get(
@@ -307,13 +350,13 @@ def run(
                 clock.set(loop.now)
             return enrollment_token_for(ctx, serial=serial)
 
-        campaign = Campaign(api, loop, prepared, options, enrollment_token)
-        campaign.schedule()
         end = datetime.combine(options.starts_on, clock_time(), UTC) + timedelta(
             weeks=options.weeks
         )
+        fleet.append(Fleet(api, loop, prepared, options, enrollment_token, end))
+        fleet[0].start()
         loop.run(until=end, progress=(lambda now: progress(now, end)) if progress else None)
-        campaign.close()
+        fleet[0].close()
         result.clock_moves = loop.clock_moves
         result.simulated_days = round((loop.now - loop.start).total_seconds() / 86400, 2)
     result.wall_seconds = round(time.monotonic() - wall, 2)

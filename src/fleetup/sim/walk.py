@@ -3,7 +3,9 @@
 The walker reads the instance's ``due`` list and answers its head: a task is started, takes
 its time (the loop moves on meanwhile) and is finished ``ok``; a ✅ check is passed; a
 decision is taken with the outcome ``choose`` gives. It stops when the instance completes or
-waits, or before a task ``stop_at`` names (work for someone else, such as the IPC).
+waits, or before a task ``stop_at`` names (work for someone else, such as the IPC). ``on_task``
+may do a task's extra work first; when that work finishes the task through its own route (an
+acceptance finishes T), it returns the instance as it then stands.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def walk(
     choose: Callable[[str, list[str]], str],
     minutes: Callable[[str], float],
     stop_at: Callable[[str], bool] = lambda node: False,
-    on_task: Callable[[str], Generator[Wait, None, None] | None] | None = None,
+    on_task: Callable[[str], Generator[Wait, None, Instance | None] | None] | None = None,
     limit: int = 60,
 ) -> Walk:
     """Do what is due on ``instance`` until it completes, waits or reaches ``stop_at``."""
@@ -67,7 +69,10 @@ def walk(
             if on_task is not None:
                 extra = on_task(node)
                 if extra is not None:
-                    yield from extra
+                    moved = yield from extra
+                    if moved is not None:  # the task was done through its own route
+                        state = moved
+                        continue
             yield timedelta(minutes=minutes(node))
             at = loop.now.strftime("%Y-%m-%dT%H:%M:%SZ")
             event = {"type": "step_finished", "node": node, "result": "ok", "at": at}

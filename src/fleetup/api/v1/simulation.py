@@ -3,8 +3,10 @@
 A server started with ``fleetup serve --simulated-clock`` (or built on a ``ManualClock`` by the
 simulator, the demo and the tests) lets an admin move its clock forward. Each move then runs the
 worker's due jobs at once, in the request, so gate checks, escalations and notices happen on
-simulated time exactly as they would on wall time. On a wall-clock server every route here
-answers 404: there is no simulated clock to read or move.
+simulated time exactly as they would on wall time. What those jobs deliver (messages to people,
+wake-ups to IPCs) goes to the server's simulated inbox, never to the outside world, and the
+answer hands it to the simulator, whose people and IPCs act on it. On a wall-clock server every
+route here answers 404: there is no simulated clock to read or move.
 """
 
 from __future__ import annotations
@@ -34,10 +36,22 @@ class ClockIn(BaseModel):
     now: AwareDatetime = Field(description="The new simulated time; never earlier than now.")
 
 
+class MessageOut(BaseModel):
+    url: str = Field(description="The channel the message was for (a person's, a role's).")
+    title: str
+    body: str
+
+
 class ClockOut(BaseModel):
     now: datetime
     jobs: dict[str, int] = Field(
         default_factory=dict, description="What each worker job that ran handled."
+    )
+    messages: list[MessageOut] = Field(
+        default_factory=list, description="Messages delivered since the last move."
+    )
+    woken: list[str] = Field(
+        default_factory=list, description="Devices (``dev-<id>``) woken since the last move."
     )
 
 
@@ -76,4 +90,10 @@ def move_clock(body: ClockIn, request: Request) -> ClockOut:
                 f"the simulated clock is at {clock.now().isoformat()}; time does not run backwards"
             ) from error
         handled = scheduler_of(request).run_due(parts)
-    return ClockOut(now=clock.now(), jobs=handled)
+        messages, woken = parts.inbox.take() if parts.inbox is not None else ([], [])
+    return ClockOut(
+        now=clock.now(),
+        jobs=handled,
+        messages=[MessageOut(url=m.url, title=m.title, body=m.body) for m in messages],
+        woken=woken,
+    )

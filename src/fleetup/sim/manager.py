@@ -1,0 +1,240 @@
+"""The simulated project manager and on-call engineer: the people who decide and respond.
+
+The manager creates the campaign from the SOP template (``POST /api/v1/campaigns``), sizes
+its waves to the fleet when it is not the SOP's 90 machines, starts it, and then looks at it
+twice a day. A gate awaiting approval is approved; a wave paused by its error threshold has
+its failed machines retried once, and is then resumed with the failures accepted; a
+dissatisfied customer's survey gets chart 5's G, H and I. When every wave is done, the
+manager asks for the old system's shutdown (E4), which fleetup refuses while something still
+blocks it.
+
+The on-call engineer is paged by ``incident_opened`` and ``incident_escalated`` messages:
+they acknowledge within minutes, work the recovery and close the incident with its review.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from fleetup.sim.customer import Customers
+from fleetup.sim.loop import EventLoop, Signal, Until, Wait
+from fleetup.sim.result import Api, SimResult
+
+# Chart 1's wave sizes for the SOP's 90 machines, as shares of any other fleet.
+SHARES = {"D1": 3 / 90, "D2": 7 / 90, "E1": 20 / 90, "E2": 40 / 90}
+ROUNDS = (timedelta(hours=0), timedelta(hours=9))  # 08:00 and 17:00 in Taipei, in UTC
+
+
+@dataclass
+class Manager:
+    api: Api
+    loop: EventLoop
+    result: SimResult
+    token: str
+    customers: Customers
+    end: datetime
+    campaign_id: int = 0
+    retried: set[str] = field(default_factory=set)
+    active: bool = False
+    finished: bool = False
+
+    def set_up(self, *, release: str, starts_on: date, machines: int, sample: bool) -> int:
+        """Find the draft campaign (or make one from the template), size it, start it."""
+        found = self.api.call("GET", "/api/v1/campaigns", token=self.token).json()
+        mine = [c for c in found if c["status"] in ("draft", "running")]
+        if mine:
+            campaign = mine[0]
+        else:
+            campaign = self.api.call(
+                "POST",
+                "/api/v1/campaigns",
+                token=self.token,
+                json={
+                    "name": "IPC 2.0 雲端平台升級",
+                    "release_version": release,
+                    "starts_on": starts_on.isoformat(),
+                },
+            ).json()
+        self.campaign_id = int(campaign["id"])
+        if campaign["status"] == "draft":
+            if not sample:
+                self._size_waves(campaign, machines)
+            self.api.call("POST", f"/api/v1/campaigns/{self.campaign_id}/start", token=self.token)
+        return self.campaign_id
+
+    def _size_waves(self, campaign: dict[str, Any], machines: int) -> None:
+        for wave in campaign["waves"]:
+            share = SHARES.get(wave["code"])
+            if share is None:
+                continue
+            count = max(1, round(machines * share))
+            self.api.call(
+                "PATCH",
+                f"/api/v1/campaigns/{self.campaign_id}/waves/{wave['code']}",
+                token=self.token,
+                json={"selection": {"kind": "count", "count": count}},
+            )
+
+    def work(self) -> Generator[Wait, None, None]:
+        day = self.loop.now.replace(hour=0, minute=0, second=0, microsecond=0)
+        while day < self.end and not self.finished:
+            for offset in ROUNDS:
+                moment = day + offset
+                if moment < self.loop.now or moment >= self.end:
+                    continue
+                yield moment
+                self.look()
+            day += timedelta(days=1)
+
+    def look(self) -> None:
+        campaign = self.api.call(
+            "GET", f"/api/v1/campaigns/{self.campaign_id}", token=self.token
+        ).json()
+        waves = campaign["waves"]
+        self.active = any(w["status"] in ("running", "paused") for w in waves)
+        self._tasks(campaign, {w["code"] for w in waves})
+        for wave in waves:
+            if wave["status"] == "paused":
+                self._paused(wave)
+            elif wave["gate_state"] == "awaiting_approval":
+                self._decide(wave["code"], "approve", "the trials met their gate; go on")
+        self._surveys()
+        if waves and all(w["status"] in ("completed", "aborted") for w in waves):
+            self._shutdown()
+
+    def _tasks(self, campaign: dict[str, Any], waves: set[str]) -> None:
+        """Tick off the preparation and development tasks (B, C, F) as their weeks go by;
+        the waves and the shutdown move their own activities."""
+        for activity in campaign["activities"]:
+            code = activity["code"]
+            if code in waves or code == "E4":
+                continue
+            starts, ends = _moment(activity["planned_start"]), _moment(activity["planned_end"])
+            status = activity["status"]
+            wanted = (
+                "done" if self.loop.now >= ends else "doing" if self.loop.now >= starts else status
+            )
+            if wanted != status:
+                self.api.call(
+                    "PATCH",
+                    f"/api/v1/campaigns/{self.campaign_id}/activities/{code}",
+                    token=self.token,
+                    json={"status": wanted, "owner": "sim-manager"},
+                )
+
+    def _decide(self, code: str, decision: str, reason: str) -> None:
+        self.result.decisions[decision] += 1
+        self.api.call(
+            "POST",
+            f"/api/v1/campaigns/{self.campaign_id}/waves/{code}/{decision}",
+            token=self.token,
+            json={"reason": reason},
+        )
+
+    def _paused(self, wave: dict[str, Any]) -> None:
+        code = wave["code"]
+        if code not in self.retried and wave["counts"]["failed"]:
+            self.retried.add(code)
+            self._decide(code, "retry", "retry the failed machines once with a new visit")
+        self._decide(code, "resume", "failures looked at; the rest of the wave goes on")
+
+    def _surveys(self) -> None:
+        """Chart 5 G, H, I for every customer who scored below 8 since the last round."""
+        serials, self.customers.low_scores = self.customers.low_scores, []
+        for serial in serials:
+            rounds = self.api.call(
+                "GET", f"/api/v1/surveys?serial={serial}", token=self.token
+            ).json()
+            if not rounds:
+                continue
+            instance_id = rounds[-1]["instance_id"]
+            for kind, note in (
+                ("understanding", "called the customer: the operators want more practice"),
+                ("improvement", "a second training session on site"),
+                ("retest", "the customer tested the machine with the trained operators"),
+            ):
+                self.api.call(
+                    "POST",
+                    f"/api/v1/surveys/loops/{instance_id}/follow-ups",
+                    token=self.token,
+                    json={"kind": kind, "note": note, "owner": "sim-manager"},
+                )
+            self.result.surveys["loops_worked"] += 1
+
+    def _shutdown(self) -> None:
+        self.finished = True
+        path = f"/api/v1/campaigns/{self.campaign_id}/shutdown"
+        blockers = self.api.call("GET", path, token=self.token).json()
+        open_items = sum(
+            len(blockers[key])
+            for key in (
+                "not_migrated",
+                "open_incidents",
+                "unverified_backups",
+                "missing_acceptances",
+            )
+        )
+        self.result.shutdown_blockers = open_items
+        if open_items == 0 and not blockers["shut_down"]:
+            done = self.api.call(
+                "POST",
+                path,
+                token=self.token,
+                json={
+                    "reason": "every machine is on the new platform and accepted",
+                    "archive": "old-system archive, read-only, kept on the file server",
+                },
+            )
+            self.result.shut_down = done.status_code == 200
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass
+class OnCall:
+    """The on-call engineer, paged by incident messages."""
+
+    api: Api
+    loop: EventLoop
+    result: SimResult
+    token: str
+    rng: random.Random
+    end: datetime
+    paged: Signal = field(default_factory=Signal)
+
+    def work(self) -> Generator[Wait, None, None]:
+        while self.loop.now < self.end:
+            self.paged.reset()
+            yield Until(self.paged, self.end)
+            if not self.paged.fired:
+                return
+            yield timedelta(minutes=self.rng.uniform(2, 12))
+            yield from self._respond()
+
+    def _respond(self) -> Generator[Wait, None, None]:
+        """Acknowledge, diagnose, fix, recover, review and close every open incident."""
+        found = self.api.call("GET", "/api/v1/incidents?open_only=true", token=self.token)
+        if found.status_code != 200:
+            return
+        for incident in found.json():
+            path = f"/api/v1/incidents/{incident['id']}"
+            if incident["acknowledged_at"] is None:
+                self.api.call("POST", f"{path}/acknowledge", token=self.token)
+                self.result.incidents["acknowledged"] += 1
+            for state in ("diagnosing", "fixing", "recovered"):
+                yield timedelta(minutes=self.rng.uniform(5, 20))
+                self.api.call("POST", f"{path}/state", token=self.token, json={"state": state})
+            self.api.call(
+                "POST",
+                f"{path}/review",
+                token=self.token,
+                json={"root_cause": "the site's link dropped while its machines were upgraded"},
+            )
+            self.api.call("POST", f"{path}/state", token=self.token, json={"state": "closed"})
+            self.result.incidents["closed"] += 1
