@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from fleetup.core.audit import snapshot
 from fleetup.core.context import Ctx
@@ -325,10 +325,20 @@ def machine_of(session: Session, survey: Survey) -> Machine:
 
 def completed_without_survey(session: Session) -> list[str]:
     """Serials whose upgrade completed and whose satisfaction loop has not started."""
-    done = upgrades.get_all(session, chart_id=UPGRADE_CHART, status="completed")
-    looped = {i.machine_id for i in upgrades.get_all(session, chart_id=SURVEY_CHART)}
-    serials: dict[str, None] = {}
-    for instance in done:
-        if instance.machine_id is not None and instance.machine_id not in looped:
-            serials[instance.subject_ref] = None
-    return list(serials)
+    survey = aliased(SopInstance)
+    started = (
+        select(survey.id)
+        .where(survey.chart_id == SURVEY_CHART, survey.machine_id == SopInstance.machine_id)
+        .exists()
+    )
+    refs = session.scalars(
+        select(SopInstance.subject_ref)
+        .where(
+            SopInstance.chart_id == UPGRADE_CHART,
+            SopInstance.status == "completed",
+            SopInstance.machine_id.is_not(None),
+            ~started,
+        )
+        .order_by(SopInstance.id)
+    )
+    return list(dict.fromkeys(refs))
