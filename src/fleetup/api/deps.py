@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine
@@ -59,6 +60,20 @@ def _from_cookie(request: Request, session: Session, parts: Server) -> Principal
     return accounts.principal_for(user, via="session")
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _cross_site(request: Request) -> bool:
+    """An unsafe request whose ``Origin`` is another host's: a cookie must not carry it.
+
+    Hosts are compared, not schemes, so a proxy that ends TLS does not look like another site.
+    """
+    origin = request.headers.get("origin")
+    if request.method in SAFE_METHODS or not origin:
+        return False
+    return urlsplit(origin).netloc != request.headers.get("host", "")
+
+
 def optional_principal(request: Request, session: Session = Depends(db)) -> Principal | None:
     """The caller from a bearer token or the session cookie, or None."""
     cached: Principal | None = getattr(request.state, "principal", None)
@@ -74,6 +89,8 @@ def optional_principal(request: Request, session: Session = Depends(db)) -> Prin
             )
     else:
         principal = _from_cookie(request, session, server(request))
+        if principal is not None and _cross_site(request):
+            raise HTTPException(403, "a signed-in browser may change things only from this site")
     session.rollback()  # end the read transaction so the route starts its own
     request.state.principal = principal
     return principal

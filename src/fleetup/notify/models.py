@@ -27,7 +27,8 @@ class Notification(Base):
     """One message to one recipient over one channel; the worker delivers it.
 
     Not ``@audited``: the worker updates attempts and outcome many times, and the row itself is
-    the delivery log. Its creation is audited (URL digested) in the caller's transaction.
+    the delivery log. Its creation is audited in the caller's transaction, with the URL and the
+    body digested (a customer's message carries their signed link).
     """
 
     __tablename__ = "notifications"
@@ -35,7 +36,7 @@ class Notification(Base):
         UniqueConstraint("key", "recipient", "channel", name="uq_notifications_key_recipient"),
         Index("ix_notifications_due", "status", "next_attempt_at"),
     )
-    __audit_digest__ = frozenset({"channel_url"})
+    __audit_digest__ = frozenset({"channel_url", "body"})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     template: Mapped[str] = mapped_column(String(100), index=True)
