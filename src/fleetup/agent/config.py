@@ -9,10 +9,12 @@ field with its default.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fleetup.agent.errors import ConfigError
 
@@ -109,6 +111,8 @@ def load(path: Path) -> AgentConfig:
         raise ConfigError("(file)", f"{path} cannot be read: {e}") from e
     except tomllib.TOMLDecodeError as e:
         raise ConfigError("(file)", f"{path} is not valid TOML: {e}") from e
+    except RecursionError as e:
+        raise ConfigError("(file)", f"{path} is not valid TOML: values nested too deeply") from e
     return from_mapping(raw, base_dir=path.resolve().parent)
 
 
@@ -193,6 +197,8 @@ class _Fields:
         value = self.text(name, required=required)
         if value is not None and not value.startswith(("http://", "https://")):
             raise ConfigError(name, f"must start with http:// or https://, got {value!r}")
+        if value is not None and not _has_host(value):
+            raise ConfigError(name, f"must name the server's host, got {value!r}")
         return value.rstrip("/") if value else None
 
     def number(self, name: str, default: float, *, minimum: float = 0.001) -> float:
@@ -201,9 +207,15 @@ class _Fields:
             return default
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(name, f"must be a number, not {value!r}")
-        if value < minimum:
+        try:
+            number = float(value)
+        except OverflowError:  # an integer past what a float holds
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(name, f"must be a finite number, not {value!r}")
+        if number < minimum:
             raise ConfigError(name, f"must be at least {minimum}, got {value}")
-        return float(value)
+        return number
 
     def integer(self, name: str, default: int, *, minimum: int) -> int:
         value = self._get(name)
@@ -228,7 +240,7 @@ class _Fields:
         if value is None:
             assert default is not None
             return default
-        return self._resolve(value)
+        return self._resolve(name, value)
 
     def path_list(self, name: str) -> list[Path]:
         value = self._get(name)
@@ -238,11 +250,23 @@ class _Fields:
             raise ConfigError(name, "must be a non-empty list of folder paths")
         if not all(isinstance(item, str) and item for item in value):
             raise ConfigError(name, "every entry must be a non-empty string")
-        paths = [self._resolve(item) for item in value]
+        paths = [self._resolve(name, item) for item in value]
         if len(set(paths)) != len(paths):
             raise ConfigError(name, "lists the same folder twice")
         return paths
 
-    def _resolve(self, value: str) -> Path:
-        path = Path(value).expanduser()
+    def _resolve(self, name: str, value: str) -> Path:
+        if "\x00" in value:
+            raise ConfigError(name, "must not contain a NUL character")
+        try:
+            path = Path(value).expanduser()
+        except RuntimeError as e:  # ~user for a user this system does not know
+            raise ConfigError(name, f"cannot expand {value!r}: {e}") from e
         return path if path.is_absolute() else (self._base_dir / path)
+
+
+def _has_host(url: str) -> bool:
+    try:
+        return bool(urlsplit(url).hostname)
+    except ValueError:  # a malformed address, such as an unclosed [IPv6 bracket
+        return False

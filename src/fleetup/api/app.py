@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from fleetup import __version__, web
 from fleetup.api import device, problems
 from fleetup.api.access import GuardedRoute, public
 from fleetup.api.deps import Server
+from fleetup.api.text_guard import refuse_nul
 from fleetup.api.v1 import router as v1_router
 from fleetup.core.clock import Clock, SystemClock
 from fleetup.core.config import Settings
@@ -43,6 +44,8 @@ def create_app(parts: Server) -> FastAPI:
         docs_url="/api/docs",
         redoc_url=None,
         openapi_url="/api/openapi.json",
+        responses=problems.RESPONSES,
+        dependencies=[Depends(refuse_nul)],
     )
     app.router.route_class = GuardedRoute
     app.state.server = parts

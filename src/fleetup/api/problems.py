@@ -19,6 +19,40 @@ from fleetup.core.errors import FleetupError, InvalidInput
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
 
+# What every error body holds, for the OpenAPI document.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {
+                    "field": {"type": "string"},
+                    "message": {"type": "string"},
+                    "row": {"type": "integer"},
+                },
+            },
+        },
+    },
+}
+# Any route can refuse a request with problem details (401, 403, 404, 405, 409, 422 ...).
+# Documenting the 4XX range once also replaces FastAPI's default 422 entry, which describes
+# an application/json body fleetup never sends.
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {
+        "description": "Refused: RFC 9457 problem details, naming each bad field.",
+        "content": {MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
+    }
+}
+
 
 def problem(
     status: int, title: str, detail: str, *, errors: list[dict[str, Any]] | None = None

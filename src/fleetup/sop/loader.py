@@ -179,6 +179,9 @@ def _parse_uncomposed(content: bytes, source: str) -> Definition:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         message = f"not valid YAML{where}: {getattr(error, 'problem', None) or error}"
         raise DefinitionError([DefinitionProblem(source, None, message)]) from error
+    except RecursionError as error:
+        message = "not valid YAML: values are nested too deeply"
+        raise DefinitionError([DefinitionProblem(source, None, message)]) from error
     if not isinstance(data, dict):
         message = "the file must hold a mapping with id, version, title, nodes and edges"
         raise DefinitionError([DefinitionProblem(source, None, message)])

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from fleetup.api.access import GuardedRoute, allow
 from fleetup.api.deps import db
-from fleetup.api.schemas import PageOut
+from fleetup.api.schemas import MAX_ROW_ID, PageOut
 from fleetup.core import audit
 
 router = APIRouter(route_class=GuardedRoute, tags=["audit"])
@@ -46,7 +46,7 @@ def list_events(
     entity_type: str | None = None,
     entity_id: str | None = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ROW_ID),
     session: Session = Depends(db),
 ) -> PageOut[AuditEventOut]:
     events, total = audit.get_all(

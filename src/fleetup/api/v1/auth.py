@@ -10,6 +10,7 @@ from fleetup.accounts import service
 from fleetup.accounts.schemas import LoginIn, TokenIn, TokenOut, UserIn, UserOut
 from fleetup.api.access import READERS, GuardedRoute, allow, public
 from fleetup.api.deps import SESSION_COOKIE, Server, current_principal, db, server, write_context
+from fleetup.api.schemas import RowId
 from fleetup.core.context import Ctx
 from fleetup.core.security import Principal
 
@@ -74,7 +75,7 @@ def create_token(
     "/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[signed_in]
 )
 def revoke_token(
-    token_id: int,
+    token_id: RowId,
     principal: Principal = Depends(current_principal),
     ctx: Ctx = Depends(write_context),
 ) -> None:

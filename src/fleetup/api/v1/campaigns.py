@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from fleetup.api.access import READERS, GuardedRoute, allow
 from fleetup.api.deps import db, server, write_context
+from fleetup.api.schemas import RowId
 from fleetup.campaigns import presenting, report, service, shutdown, waves
 from fleetup.campaigns.report import CampaignReport
 from fleetup.campaigns.schemas import (
@@ -60,12 +61,12 @@ def list_campaigns(session: Session = Depends(db)) -> list[CampaignOut]:
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut, dependencies=[read])
-def get_campaign(campaign_id: int, session: Session = Depends(db)) -> CampaignOut:
+def get_campaign(campaign_id: RowId, session: Session = Depends(db)) -> CampaignOut:
     return presenting.campaign_out(session, service.get(session, campaign_id=campaign_id))
 
 
 @router.post("/campaigns/{campaign_id}/start", response_model=CampaignOut, dependencies=[manage])
-def start_campaign(campaign_id: int, ctx: Ctx = Depends(write_context)) -> CampaignOut:
+def start_campaign(campaign_id: RowId, ctx: Ctx = Depends(write_context)) -> CampaignOut:
     service.start(ctx, campaign_id=campaign_id)
     ctx.session.commit()
     return _out(ctx, campaign_id)
@@ -77,7 +78,7 @@ def start_campaign(campaign_id: int, ctx: Ctx = Depends(write_context)) -> Campa
     dependencies=[manage],
 )
 def update_activity(
-    campaign_id: int, code: str, body: ActivityUpdate, ctx: Ctx = Depends(write_context)
+    campaign_id: RowId, code: str, body: ActivityUpdate, ctx: Ctx = Depends(write_context)
 ) -> CampaignOut:
     service.update_activity(ctx, campaign_id=campaign_id, code=code, data=body)
     ctx.session.commit()
@@ -88,7 +89,7 @@ def update_activity(
     "/campaigns/{campaign_id}/waves/{code}", response_model=WaveOut, dependencies=[manage]
 )
 def update_wave(
-    campaign_id: int, code: WaveCode, body: WaveUpdate, ctx: Ctx = Depends(write_context)
+    campaign_id: RowId, code: WaveCode, body: WaveUpdate, ctx: Ctx = Depends(write_context)
 ) -> WaveOut:
     """Change the wave's size or membership rule and start (before it starts), or its gate."""
     wave = waves.update_wave(ctx, campaign_id=campaign_id, code=code, data=body)
@@ -102,7 +103,7 @@ def update_wave(
     dependencies=[read],
 )
 def wave_members(
-    campaign_id: int, code: WaveCode, session: Session = Depends(db)
+    campaign_id: RowId, code: WaveCode, session: Session = Depends(db)
 ) -> list[MemberOut]:
     wave = waves.get_wave(session, campaign_id=campaign_id, code=code)
     return presenting.members_out(session, wave)
@@ -114,7 +115,7 @@ def wave_members(
     dependencies=[manage],
 )
 def join_wave(
-    campaign_id: int,
+    campaign_id: RowId,
     code: WaveCode,
     body: MembersIn,
     request: Request,
@@ -137,7 +138,7 @@ def join_wave(
 
 def _decision(name: str, summary: str) -> None:
     def route(
-        campaign_id: int,
+        campaign_id: RowId,
         code: WaveCode,
         body: ReasonIn,
         request: Request,
@@ -183,14 +184,14 @@ _decision("retry", "Deploy again to the wave's failed machines only.")
     response_model=list[GateEventOut],
     dependencies=[read],
 )
-def gate_events(campaign_id: int, session: Session = Depends(db)) -> list[GateEventOut]:
+def gate_events(campaign_id: RowId, session: Session = Depends(db)) -> list[GateEventOut]:
     service.get(session, campaign_id=campaign_id)
     return presenting.gate_events_out(session, campaign_id)
 
 
 @router.get("/campaigns/{campaign_id}/visits", response_model=list[VisitOut], dependencies=[read])
 def visits(
-    campaign_id: int,
+    campaign_id: RowId,
     technician: str | None = None,
     day: Day = None,
     session: Session = Depends(db),
@@ -201,13 +202,15 @@ def visits(
 
 
 @router.get("/campaigns/{campaign_id}/shutdown", response_model=BlockersOut, dependencies=[read])
-def shutdown_gate(campaign_id: int, session: Session = Depends(db)) -> BlockersOut:
+def shutdown_gate(campaign_id: RowId, session: Session = Depends(db)) -> BlockersOut:
     """What still keeps the old system on (E4)."""
     return shutdown.blockers(session, campaign_id=campaign_id)
 
 
 @router.post("/campaigns/{campaign_id}/shutdown", response_model=BlockersOut, dependencies=[manage])
-def shut_down(campaign_id: int, body: ShutdownIn, ctx: Ctx = Depends(write_context)) -> BlockersOut:
+def shut_down(
+    campaign_id: RowId, body: ShutdownIn, ctx: Ctx = Depends(write_context)
+) -> BlockersOut:
     """Record the old system's shutdown; refused while anything blocks it."""
     shutdown.shut_down(ctx, campaign_id=campaign_id, data=body)
     ctx.session.commit()
@@ -216,7 +219,7 @@ def shut_down(campaign_id: int, body: ShutdownIn, ctx: Ctx = Depends(write_conte
 
 @router.get("/campaigns/{campaign_id}/report", response_model=CampaignReport, dependencies=[read])
 def campaign_report(
-    campaign_id: int, request: Request, session: Session = Depends(db)
+    campaign_id: RowId, request: Request, session: Session = Depends(db)
 ) -> CampaignReport:
     """Per-wave success, step durations against budget, problems, satisfaction, incidents."""
     return report.build(session, server(request).library, campaign_id=campaign_id)

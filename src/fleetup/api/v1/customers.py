@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 
 from fleetup.api.access import READERS, GuardedRoute, allow, public
 from fleetup.api.deps import Server, db, server, write_context
+from fleetup.api.schemas import RowId
 from fleetup.core.context import Ctx
 from fleetup.core.security import Role
 from fleetup.customers import acceptances, notices, stats, surveys
@@ -189,7 +190,7 @@ def list_acceptances(
 
 
 @router.get("/acceptances/{acceptance_id}", dependencies=[read])
-def read_acceptance(acceptance_id: int, session: Session = Depends(db)) -> AcceptanceOut:
+def read_acceptance(acceptance_id: RowId, session: Session = Depends(db)) -> AcceptanceOut:
     return acceptance_out(session, acceptances.get(session, acceptance_id=acceptance_id))
 
 
@@ -200,7 +201,7 @@ def read_acceptance(acceptance_id: int, session: Session = Depends(db)) -> Accep
     responses={200: {"content": {"application/pdf": {}}}},
 )
 def certificate_pdf(
-    acceptance_id: int,
+    acceptance_id: RowId,
     session: Session = Depends(db),
     lang: Annotated[str, Query(pattern="^(zh-TW|en)$")] = "zh-TW",
 ) -> Response:
@@ -276,7 +277,7 @@ def answer_survey(
     dependencies=[staff],
 )
 def record_follow_up(
-    instance_id: int, data: FollowUpIn, request: Request, ctx: Ctx = Depends(write_context)
+    instance_id: RowId, data: FollowUpIn, request: Request, ctx: Ctx = Depends(write_context)
 ) -> FollowUpOut:
     parts = server(request)
     record = surveys.record_staff_step(
@@ -293,7 +294,7 @@ def record_follow_up(
 
 
 @router.get("/surveys/loops/{instance_id}/follow-ups", dependencies=[read])
-def list_follow_ups(instance_id: int, session: Session = Depends(db)) -> list[FollowUpOut]:
+def list_follow_ups(instance_id: RowId, session: Session = Depends(db)) -> list[FollowUpOut]:
     return [
         FollowUpOut.model_validate(r, from_attributes=True)
         for r in surveys.follow_ups(session, instance_id=instance_id)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from fleetup.api.access import READERS, GuardedRoute, allow
 from fleetup.api.deps import db, write_context
-from fleetup.api.schemas import PageOut
+from fleetup.api.schemas import MAX_ROW_ID, PageOut
 from fleetup.core.context import Ctx
 from fleetup.core.security import Role
 from fleetup.fleet import service
@@ -36,7 +36,7 @@ class MachineQuery(MachineFilter):
     """The filter plus the page: ``limit`` rows from ``offset``."""
 
     limit: int = Field(default=50, ge=1, le=500)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_ROW_ID)
 
 
 @router.get("/customers", response_model=list[CustomerOut], dependencies=[read], tags=["fleet"])

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from fleetup.api.access import READERS, GuardedRoute, allow
 from fleetup.api.deps import current_principal, db, write_context
-from fleetup.api.schemas import PageOut
+from fleetup.api.schemas import MAX_ROW_ID, PageOut, RowId
 from fleetup.core.context import Ctx
 from fleetup.core.security import Principal, Role
 from fleetup.notify import service
@@ -57,7 +57,7 @@ def add_my_subscription(
     dependencies=[anyone],
 )
 def remove_my_subscription(
-    subscription_id: int,
+    subscription_id: RowId,
     principal: Principal = Depends(current_principal),
     ctx: Ctx = Depends(write_context),
 ) -> Response:
@@ -105,7 +105,7 @@ def add_user_subscription(
     dependencies=[managers],
 )
 def remove_user_subscription(
-    username: str, subscription_id: int, ctx: Ctx = Depends(write_context)
+    username: str, subscription_id: RowId, ctx: Ctx = Depends(write_context)
 ) -> Response:
     service.remove_subscription(ctx, username=username, subscription_id=subscription_id)
     ctx.session.commit()
@@ -120,7 +120,7 @@ def list_notifications(
     recipient: str | None = None,
     key: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> PageOut[NotificationOut]:
     rows, total = service.get_all(
         session,

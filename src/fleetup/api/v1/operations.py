@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from fleetup.api.access import READERS, GuardedRoute, allow
 from fleetup.api.deps import db, server, write_context
+from fleetup.api.schemas import RowId
 from fleetup.core.context import Ctx
 from fleetup.core.security import Role
 from fleetup.operations import alerts, incidents, presenting, problems, runbook
@@ -73,13 +74,13 @@ def list_problems(
 
 
 @router.get("/problems/{problem_id}", response_model=ProblemOut, dependencies=[read])
-def get_problem(problem_id: int, session: Session = Depends(db)) -> ProblemOut:
+def get_problem(problem_id: RowId, session: Session = Depends(db)) -> ProblemOut:
     return presenting.problem_out(session, problems.get(session, problem_id=problem_id))
 
 
 @router.post("/problems/{problem_id}/steps", response_model=StepResultOut, dependencies=[act])
 def act_on_problem(
-    problem_id: int, body: StepIn, request: Request, ctx: Ctx = Depends(write_context)
+    problem_id: RowId, body: StepIn, request: Request, ctx: Ctx = Depends(write_context)
 ) -> StepResultOut:
     """Carry out the step due now (C1, C2, D1, D2, E1, E2, F1, F2, G, H)."""
     problem, step, secret = problems.act(
@@ -161,14 +162,16 @@ def compliance_report(
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentOut, dependencies=[read])
-def get_incident(incident_id: int, request: Request, session: Session = Depends(db)) -> IncidentOut:
+def get_incident(
+    incident_id: RowId, request: Request, session: Session = Depends(db)
+) -> IncidentOut:
     incident = incidents.get(session, incident_id=incident_id)
     return presenting.incident_out(session, incident, _promise(request))
 
 
 @router.post("/incidents/{incident_id}/acknowledge", response_model=IncidentOut, dependencies=[act])
 def acknowledge(
-    incident_id: int, request: Request, ctx: Ctx = Depends(write_context)
+    incident_id: RowId, request: Request, ctx: Ctx = Depends(write_context)
 ) -> IncidentOut:
     incident = incidents.acknowledge(ctx, server(request).library, incident_id=incident_id)
     ctx.session.commit()
@@ -177,7 +180,7 @@ def acknowledge(
 
 @router.post("/incidents/{incident_id}/state", response_model=IncidentOut, dependencies=[act])
 def move_incident(
-    incident_id: int, body: MoveIn, request: Request, ctx: Ctx = Depends(write_context)
+    incident_id: RowId, body: MoveIn, request: Request, ctx: Ctx = Depends(write_context)
 ) -> IncidentOut:
     incident = incidents.move(
         ctx, server(request).library, incident_id=incident_id, state=body.state
@@ -188,7 +191,7 @@ def move_incident(
 
 @router.post("/incidents/{incident_id}/review", response_model=IncidentOut, dependencies=[act])
 def review_incident(
-    incident_id: int, body: ReviewIn, request: Request, ctx: Ctx = Depends(write_context)
+    incident_id: RowId, body: ReviewIn, request: Request, ctx: Ctx = Depends(write_context)
 ) -> IncidentOut:
     """Record the root cause and prevention tasks; the incident moves to review."""
     incident = incidents.record_review(
@@ -208,7 +211,7 @@ def review_incident(
     status_code=status.HTTP_201_CREATED,
     dependencies=[act],
 )
-def add_task(incident_id: int, body: TaskIn, ctx: Ctx = Depends(write_context)) -> TaskOut:
+def add_task(incident_id: RowId, body: TaskIn, ctx: Ctx = Depends(write_context)) -> TaskOut:
     task = incidents.add_task(
         ctx, incident_id=incident_id, title=body.title, owner=body.owner, due_on=body.due_on
     )
@@ -217,7 +220,7 @@ def add_task(incident_id: int, body: TaskIn, ctx: Ctx = Depends(write_context)) 
 
 
 @router.post("/incidents/tasks/{task_id}/done", response_model=TaskOut, dependencies=[act])
-def finish_task(task_id: int, ctx: Ctx = Depends(write_context)) -> TaskOut:
+def finish_task(task_id: RowId, ctx: Ctx = Depends(write_context)) -> TaskOut:
     task = incidents.finish_task(ctx, task_id=task_id)
     ctx.session.commit()
     return TaskOut.model_validate(task)
@@ -225,7 +228,7 @@ def finish_task(task_id: int, ctx: Ctx = Depends(write_context)) -> TaskOut:
 
 @router.post("/incidents/{incident_id}/runbook", response_model=IncidentOut, dependencies=[act])
 def run_runbook_step(
-    incident_id: int, body: RunbookStepIn, request: Request, ctx: Ctx = Depends(write_context)
+    incident_id: RowId, body: RunbookStepIn, request: Request, ctx: Ctx = Depends(write_context)
 ) -> IncidentOut:
     """Run one step of the data-anomaly runbook (J-O) by hand; a done step is left alone."""
     parts = server(request)

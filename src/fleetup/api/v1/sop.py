@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from fleetup.api.access import READERS, GuardedRoute, allow
 from fleetup.api.deps import db, server, write_context
+from fleetup.api.schemas import RowId
 from fleetup.core.context import Ctx
 from fleetup.core.security import Role
 from fleetup.fleet import service as fleet
@@ -118,7 +119,7 @@ def list_instances(
 
 @router.get("/sop/instances/{instance_id}", response_model=InstanceOut, dependencies=[read])
 def get_instance(
-    instance_id: int, request: Request, session: Session = Depends(db), lang: Language = "en"
+    instance_id: RowId, request: Request, session: Session = Depends(db), lang: Language = "en"
 ) -> InstanceOut:
     instance = service.get(session, instance_id=instance_id)
     return presenting.describe(session, server(request).library, instance, lang)
@@ -126,7 +127,7 @@ def get_instance(
 
 @router.post("/sop/instances/{instance_id}/events", response_model=EventResult, dependencies=[act])
 def post_event(
-    instance_id: int,
+    instance_id: RowId,
     request: Request,
     event: Annotated[dict[str, Any], Body(examples=[EVENT_EXAMPLE])],
     ctx: Ctx = Depends(write_context),
@@ -150,7 +151,7 @@ def post_event(
     dependencies=[read],
 )
 def instance_mermaid(
-    instance_id: int, request: Request, session: Session = Depends(db), lang: Language = "zh-TW"
+    instance_id: RowId, request: Request, session: Session = Depends(db), lang: Language = "zh-TW"
 ) -> str:
     instance = service.get(session, instance_id=instance_id)
     return presenting.mermaid(session, server(request).library, instance, lang)
