@@ -8,6 +8,7 @@ from fleetup import __version__, web
 from fleetup.api import device, problems
 from fleetup.api.access import GuardedRoute, public
 from fleetup.api.deps import Server
+from fleetup.api.device.fast_poll import PollFastPath
 from fleetup.api.text_guard import refuse_nul
 from fleetup.api.v1 import router as v1_router
 from fleetup.core.clock import Clock, SystemClock
@@ -50,12 +51,13 @@ def create_app(parts: Server) -> FastAPI:
     app.router.route_class = GuardedRoute
     app.state.server = parts
     problems.install(app)
+    device.mount(app, parts)  # first: agents' polls are most requests, and routes match in order
     app.include_router(v1_router)
-    device.mount(app, parts)
 
     @app.get("/healthz", dependencies=[public()], tags=["ops"])
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
     web.mount(app)
+    app.add_middleware(PollFastPath, parts=parts)
     return app

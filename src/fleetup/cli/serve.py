@@ -13,6 +13,8 @@ from fleetup.core import migrate
 from fleetup.core.clock import ManualClock
 from fleetup.notify.inbox import SimulatedInbox
 from fleetup.sim.runner import simulated
+from fleetup.worker import start_thread
+from fleetup.worker.jobs import JOBS
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +44,11 @@ def register(app: typer.Typer) -> None:
             help="Run on simulated time from this UTC moment (moved by POST "
             "/api/v1/simulation/clock), e.g. 2026-03-02T00:00:00Z.",
         ),
+        no_worker: bool = typer.Option(
+            False,
+            "--no-worker",
+            help="Serve only; run the periodic jobs in `fleetup worker` (several API processes).",
+        ),
     ) -> None:
         """Migrate the database, then serve the API and the web app."""
         config = settings()
@@ -54,4 +61,12 @@ def register(app: typer.Typer) -> None:
         migrate.upgrade(parts.engine)
         bind_host, bind_port = host or config.host, port or config.port
         console.print(f"fleetup serves http://{bind_host}:{bind_port}  (API docs at /api/docs)")
-        uvicorn.run(create_app(parts), host=bind_host, port=bind_port, log_level="warning")
+        # On simulated time the clock route runs the jobs, each time the clock moves.
+        worker = None if no_worker or clock else start_thread(parts, JOBS)
+        try:
+            uvicorn.run(create_app(parts), host=bind_host, port=bind_port, log_level="warning")
+        finally:
+            if worker is not None:
+                thread, stop = worker
+                stop.set()
+                thread.join(timeout=30)

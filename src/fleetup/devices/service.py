@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -147,17 +147,31 @@ def authenticate(session: Session, *, credential: str) -> DeviceCaller | None:
     Raises:
         PermissionDenied: the device was revoked.
     """
-    row = session.execute(
-        select(Device, Machine.serial)
-        .join(Machine, Device.machine_id == Machine.id)
-        .where(Device.credential_digest == digest(credential))
-    ).one_or_none()
+    row = session.execute(_AUTHENTICATE, {"digest": digest(credential)}).one_or_none()
     if row is None:
         return None
-    device, serial = row
-    if device.revoked:
+    device_id, machine_id, changes, revoked, serial = row
+    if revoked:
         raise PermissionDenied("this device's credential was revoked")
-    return _caller(device, serial)
+    return DeviceCaller(device_id, machine_id, serial, changes)
+
+
+# Built once: every agent's every poll runs it, and building the statement cost more than
+# running it. Only what a caller needs, not the device's JSON columns.
+_AUTHENTICATE = (
+    select(Device.id, Device.machine_id, Device.changes, Device.revoked, Machine.serial)
+    .join(Machine, Device.machine_id == Machine.id)
+    .where(Device.credential_digest == bindparam("digest"))
+)
+
+
+def current_etag(session: Session, *, credential: str) -> str | None:
+    """The ETag ``actions/next`` would answer the holder of ``credential``; None when the
+    credential is unknown or revoked (the route then answers 401 or 403)."""
+    row = session.execute(_AUTHENTICATE, {"digest": digest(credential)}).one_or_none()
+    if row is None or row[3]:
+        return None
+    return f'"{row[0]}.{row[2]}"'
 
 
 def _caller(device: Device, serial: str) -> DeviceCaller:
