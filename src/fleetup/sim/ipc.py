@@ -30,7 +30,7 @@ import zstandard
 
 from fleetup.sim.faults import Luck
 from fleetup.sim.loop import EventLoop, Signal, Until, Wait
-from fleetup.sim.result import Api, SimResult
+from fleetup.sim.result import Api, SimResult, moment
 
 OLD_VERSION = "1.9.0"
 Steps = Generator[Wait, None, bool]
@@ -415,4 +415,4 @@ def _on_the_hour(moment: datetime) -> datetime:
 
 
 def _moment(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    return moment(text) if text else None

@@ -22,7 +22,7 @@ from typing import Any
 
 from fleetup.sim.customer import Customers
 from fleetup.sim.loop import EventLoop, Signal, Until, Wait
-from fleetup.sim.result import Api, SimResult
+from fleetup.sim.result import Api, SimResult, moment
 
 # Chart 1's wave sizes for the SOP's 90 machines, as shares of any other fleet.
 SHARES = {"D1": 3 / 90, "D2": 7 / 90, "E1": 20 / 90, "E2": 40 / 90}
@@ -104,7 +104,7 @@ class Manager:
                 self._decide(wave["code"], "approve", "the trials met their gate; go on")
         self._surveys()
         if waves and all(w["status"] in ("completed", "aborted") for w in waves):
-            self._shutdown()
+            self.ask_shutdown()
 
     def _tasks(self, campaign: dict[str, Any], waves: set[str]) -> None:
         """Tick off the preparation and development tasks (B, C, F) as their weeks go by;
@@ -113,7 +113,7 @@ class Manager:
             code = activity["code"]
             if code in waves or code == "E4":
                 continue
-            starts, ends = _moment(activity["planned_start"]), _moment(activity["planned_end"])
+            starts, ends = moment(activity["planned_start"]), moment(activity["planned_end"])
             status = activity["status"]
             wanted = (
                 "done" if self.loop.now >= ends else "doing" if self.loop.now >= starts else status
@@ -165,7 +165,7 @@ class Manager:
                 )
             self.result.surveys["loops_worked"] += 1
 
-    def _shutdown(self) -> None:
+    def ask_shutdown(self) -> None:
         self.finished = True
         path = f"/api/v1/campaigns/{self.campaign_id}/shutdown"
         blockers = self.api.call("GET", path, token=self.token).json()
@@ -190,10 +190,6 @@ class Manager:
                 },
             )
             self.result.shut_down = done.status_code == 200
-
-
-def _moment(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @dataclass

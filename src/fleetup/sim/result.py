@@ -6,6 +6,7 @@ import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -90,6 +91,11 @@ class SimResult:
     @property
     def failed(self) -> int:
         return sum(count.failed for count in self.waves.values())
+
+
+def moment(text: str) -> datetime:
+    """A timestamp as the API writes it (ISO 8601, ``Z`` or an offset)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 class Api:

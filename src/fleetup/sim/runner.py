@@ -252,8 +252,7 @@ class Fleet:
                 if technician is not None:
                     technician.messages.fire()
             elif url.startswith(f"{INBOX}/on-call"):
-                if message["title"].lower().find("incident") >= 0 or "事件" in message["title"]:
-                    self.on_call.paged.fire()
+                self.on_call.paged.fire()  # the on-call looks at every open incident
             elif url.startswith(MAIL):
                 self.customers.receive(message["body"])
 
@@ -277,7 +276,7 @@ class Fleet:
         ).json()
         self.result.incidents["opened"] = len(incidents)
         if self.result.shutdown_blockers is None:
-            self.manager._shutdown()
+            self.manager.ask_shutdown()
 
 
 def _iso(moment: datetime) -> str:

@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw
 from fleetup.sim.faults import Luck
 from fleetup.sim.ipc import VirtualIpc
 from fleetup.sim.loop import EventLoop, Signal, Until, Wait
-from fleetup.sim.result import Api, SimResult
+from fleetup.sim.result import Api, SimResult, moment
 from fleetup.sim.walk import Instance, read, start, walk
 
 # Minutes per manual node, around chart 3's budgets where it gives one.
@@ -115,7 +115,7 @@ class Technician:
         if row["id"] in self.known or row["status"] != "planned" or row["instance_id"] is None:
             return None
         self.known.add(row["id"])
-        starts, ends = _moment(row["planned_start"]), _moment(row["planned_end"])
+        starts, ends = moment(row["planned_start"]), moment(row["planned_end"])
         if ends <= self.loop.now:
             return None
         serial = row["serial"]
@@ -243,7 +243,3 @@ class Technician:
             stop_at=lambda node: node == "F",
         )
         yield from self.problem(visit.serial, "network")
-
-
-def _moment(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
