@@ -254,11 +254,11 @@ def _make_handler(server: FakeDeviceServer) -> type[BaseHTTPRequestHandler]:
                 server.cut_target_after = None
                 body = body[:cut]
                 self.close_connection = True
-            self.wfile.write(body)
-            self.wfile.flush()
-            if target:
+            if target:  # counted before sending: the client may be done before this thread
                 with server.lock:
                     server.target_bytes_served += len(body)
+            self.wfile.write(body)
+            self.wfile.flush()
 
         def do_POST(self) -> None:
             path = urlsplit(self.path).path
