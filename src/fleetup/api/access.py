@@ -1,7 +1,8 @@
 """Who may call which route: every route states its rule, and a route without one refuses.
 
 ``allow(Role.viewer, ...)`` is a dependency that admits a signed-in user or token holder whose
-role is listed (admins are always admitted); ``public()`` admits anyone and says so explicitly.
+role is listed (admins are always admitted); ``public()`` admits anyone and says so explicitly,
+passing on the caller it recognised; ``open_to_all()`` admits anyone without looking at who.
 ``GuardedRoute`` is the route class of every router: when the rule is missing it answers 403
 whatever the handler would have done, so forgetting a rule fails closed.
 """
@@ -42,6 +43,21 @@ def public() -> Any:
         return principal
 
     setattr(rule, RULE_ATTR, ALL_ROLES | {"anonymous"})
+    return Depends(rule)
+
+
+def open_to_all() -> Any:
+    """Admit everyone without reading any credential: for an answer that is the same for all.
+
+    ``public()`` still reads the caller, so a stale or unknown bearer token gets 401 there.
+    A health check must not: a load balancer sends nothing, and an IPC's client sends its
+    device credential (no API token) on every request, so ``Authorization`` is ignored here.
+    """
+
+    def rule() -> None:
+        return None
+
+    setattr(rule, RULE_ATTR, ALL_ROLES | {"anonymous", "device"})
     return Depends(rule)
 
 

@@ -6,7 +6,7 @@ from fastapi import Depends, FastAPI
 
 from fleetup import __version__, web
 from fleetup.api import device, problems
-from fleetup.api.access import GuardedRoute, public
+from fleetup.api.access import GuardedRoute, open_to_all
 from fleetup.api.deps import Server
 from fleetup.api.device.fast_poll import PollFastPath
 from fleetup.api.text_guard import refuse_nul
@@ -54,7 +54,7 @@ def create_app(parts: Server) -> FastAPI:
     device.mount(app, parts)  # first: agents' polls are most requests, and routes match in order
     app.include_router(v1_router)
 
-    @app.get("/healthz", dependencies=[public()], tags=["ops"])
+    @app.get("/healthz", dependencies=[open_to_all()], tags=["ops"])
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 

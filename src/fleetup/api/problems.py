@@ -7,12 +7,17 @@ Every error body has ``type``, ``title``, ``status`` and ``detail``; validation 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterable, Iterator
+from functools import cache
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.routing import Mount, Route, compile_path
 
 from fleetup.core.errors import FleetupError, InvalidInput
 
@@ -96,18 +101,65 @@ def install(app: FastAPI) -> None:
         return problem(422, "Invalid input", f"check these fields: {named}", errors=errors)
 
     @app.exception_handler(HTTPException)
-    async def _http(_request: Request, error: HTTPException) -> JSONResponse:
+    async def _http(request: Request, error: HTTPException) -> JSONResponse:
         response = problem(
             error.status_code, _TITLES.get(error.status_code, "Error"), str(error.detail)
         )
         if error.headers:
             response.headers.update(error.headers)
+        if error.status_code == 405:
+            allowed = allowed_methods(request.app.routes, _route_path(request))
+            if allowed:
+                response.headers["Allow"] = ", ".join(sorted(allowed))
         return response
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=error)
         return problem(500, "Internal server error", "the server failed; the error is logged")
+
+
+def allowed_methods(routes: Iterable[Any], path: str) -> set[str]:
+    """Every method some route serves at ``path``, for a 405's ``Allow`` (RFC 9110 §15.5.6).
+
+    The router answers 405 from the first route whose path matched, so its ``Allow`` would
+    name that registration's methods only, while GET and POST on one path are often two
+    routes, or come from two routers. Empty when no route serves ``path`` at all.
+    """
+    found: set[str] = set()
+    for route_path, methods in _served(routes):
+        if _path_pattern(route_path).match(path):
+            found |= methods
+    return found
+
+
+def _served(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, frozenset[str]]]:
+    """Each route's full path pattern and methods, looking into included routers.
+
+    Recent FastAPI keeps an included router as one entry holding the router and its prefix.
+    """
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            context = getattr(route, "include_context", None)
+            yield from _served(inner.routes, prefix + getattr(context, "prefix", ""))
+        elif isinstance(route, Route) and route.methods:
+            yield prefix + route.path, frozenset(route.methods)
+        elif isinstance(route, Mount) and isinstance(route.app, StaticFiles):
+            yield prefix + route.path + "/{path:path}", frozenset({"GET", "HEAD"})
+
+
+def _route_path(request: Request) -> str:
+    """The path as the router matched it: without the prefix a proxy serves the app under."""
+    path: str = request.scope["path"]
+    root: str = request.scope.get("root_path", "")
+    return path.removeprefix(root) if root else path
+
+
+@cache
+def _path_pattern(route_path: str) -> re.Pattern[str]:
+    pattern, _format, _convertors = compile_path(route_path)
+    return pattern
 
 
 _TITLES = {

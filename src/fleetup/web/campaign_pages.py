@@ -18,7 +18,7 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Request, Response
@@ -37,11 +37,21 @@ from fleetup.fleet import service as fleet
 from fleetup.fleet.schemas import MachineFilter
 from fleetup.web.guard import PageError, csrf_protected, signed_in
 from fleetup.web.language import N_, MachineState
+from fleetup.web.params import page_row_id
 from fleetup.web.rendering import Page, page
 
 router = APIRouter(route_class=GuardedRoute, include_in_schema=False)
 readers = signed_in(*READERS)
 managers = signed_in(Role.manager)
+# An id no row can have gets the page's own "not found", as its lookup words it.
+CampaignId = Annotated[
+    int,
+    page_row_id(
+        N_("Campaign not found"),
+        N_("There is no campaign %(id)s. The campaign page lists the latest one."),
+        "id",
+    ),
+]
 POLL_SECONDS = 3
 WEEKS = 16
 RECENT_EVENTS = 12
@@ -283,7 +293,7 @@ def campaigns_home(current: Page = Depends(page), session: Session = Depends(db)
 
 @router.get("/campaigns/{campaign_id}", dependencies=readers)
 def dashboard(
-    campaign_id: int,
+    campaign_id: CampaignId,
     request: Request,
     current: Page = Depends(page),
     session: Session = Depends(db),
@@ -318,7 +328,7 @@ def dashboard(
 
 @router.get("/campaigns/{campaign_id}/live", dependencies=readers)
 def live(
-    campaign_id: int,
+    campaign_id: CampaignId,
     since: str = "",
     current: Page = Depends(page),
     session: Session = Depends(db),
@@ -334,7 +344,7 @@ def live(
     dependencies=[*managers, Depends(csrf_protected)],
 )
 def decide(
-    campaign_id: int,
+    campaign_id: CampaignId,
     code: str,
     request: Request,
     action: str = Form(""),
@@ -384,7 +394,7 @@ def _step_scale(built: CampaignReport) -> float:
 
 @router.get("/campaigns/{campaign_id}/report", dependencies=readers)
 def report_page(
-    campaign_id: int,
+    campaign_id: CampaignId,
     request: Request,
     current: Page = Depends(page),
     session: Session = Depends(db),
@@ -434,7 +444,7 @@ def _download(body: bytes, media_type: str, name: str, current: Page) -> Respons
 
 @router.get("/campaigns/{campaign_id}/export.csv", dependencies=readers)
 def export_csv(
-    campaign_id: int, current: Page = Depends(page), session: Session = Depends(db)
+    campaign_id: CampaignId, current: Page = Depends(page), session: Session = Depends(db)
 ) -> Response:
     campaign_or_404(session, campaign_id)
     text = io.StringIO()
@@ -467,7 +477,7 @@ def _workbook(sheets: list[tuple[str, list[list[Any]]]]) -> bytes:
 
 @router.get("/campaigns/{campaign_id}/export.xlsx", dependencies=readers)
 def export_xlsx(
-    campaign_id: int, current: Page = Depends(page), session: Session = Depends(db)
+    campaign_id: CampaignId, current: Page = Depends(page), session: Session = Depends(db)
 ) -> Response:
     campaign_or_404(session, campaign_id)
     body = _workbook([(current.gettext("Members"), member_rows(session, campaign_id, current))])
@@ -526,7 +536,7 @@ def report_sheets(built: CampaignReport, current: Page) -> list[tuple[str, list[
 
 @router.get("/campaigns/{campaign_id}/report.xlsx", dependencies=readers)
 def report_xlsx(
-    campaign_id: int,
+    campaign_id: CampaignId,
     request: Request,
     current: Page = Depends(page),
     session: Session = Depends(db),

@@ -10,7 +10,7 @@ staff by its number and to the customer through its own lasting link.
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import RedirectResponse
@@ -26,11 +26,17 @@ from fleetup.customers.links import LinkRefused, Links
 from fleetup.customers.presenting import certificate_labels
 from fleetup.web.guard import PageError, csrf_protected, signed_in
 from fleetup.web.language import N_
+from fleetup.web.params import page_row_id
 from fleetup.web.rendering import Page, page
 
 router = APIRouter(route_class=GuardedRoute, include_in_schema=False)
 anyone = [public()]
 readers = signed_in(*READERS)
+# An id no row can have gets the page's own "not found", as its lookup words it.
+AcceptanceId = Annotated[
+    int,
+    page_row_id(N_("Certificate not found"), N_("There is no acceptance with this number.")),
+]
 
 REFUSALS = {
     "invalid": (
@@ -232,7 +238,7 @@ def _staff_acceptance(session: Session, acceptance_id: int) -> Any:
 
 @router.get("/acceptances/{acceptance_id}/certificate", dependencies=readers)
 def staff_certificate(
-    acceptance_id: int, current: Page = Depends(page), session: Session = Depends(db)
+    acceptance_id: AcceptanceId, current: Page = Depends(page), session: Session = Depends(db)
 ) -> Response:
     acceptance = _staff_acceptance(session, acceptance_id)
     return _certificate(
@@ -242,7 +248,7 @@ def staff_certificate(
 
 @router.get("/acceptances/{acceptance_id}/certificate.pdf", dependencies=readers)
 def staff_certificate_pdf(
-    acceptance_id: int, current: Page = Depends(page), session: Session = Depends(db)
+    acceptance_id: AcceptanceId, current: Page = Depends(page), session: Session = Depends(db)
 ) -> Response:
     return _pdf(current, session, _staff_acceptance(session, acceptance_id))
 

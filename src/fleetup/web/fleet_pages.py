@@ -15,6 +15,7 @@ from fleetup.fleet import service
 from fleetup.fleet.schemas import MachineFilter, MachineOut
 from fleetup.web.guard import signed_in
 from fleetup.web.language import MachineState
+from fleetup.web.params import PageOffset
 from fleetup.web.rendering import Page, page
 from fleetup.web.upgrade_pages import machine_or_404, panel_context
 
@@ -60,10 +61,6 @@ def _matching(session: Session, filters: Filters, offset: int) -> tuple[list[Mac
     return [service.machine_out(m) for m in found.items], found.total
 
 
-def _offset(raw: str) -> int:
-    return int(raw) if raw.isdigit() else 0
-
-
 @router.get("/machines", dependencies=readers)
 def machines(
     request: Request,
@@ -73,10 +70,10 @@ def machines(
     site: str = "",
     state: str = "",
     q: str = "",
-    offset: str = "",
+    offset: PageOffset = 0,
 ) -> Response:
     filters = Filters(customer.strip(), site.strip(), state.strip(), q.strip()[:64])
-    start = _offset(offset)
+    start = offset
     rows, total = _matching(session, filters, start)
     values: dict[str, Any] = {
         "filters": filters,

@@ -17,6 +17,7 @@ from fleetup.core.security import Role
 from fleetup.notify import service
 from fleetup.web.guard import signed_in
 from fleetup.web.language import N_
+from fleetup.web.params import PageOffset
 from fleetup.web.rendering import Page, page
 
 router = APIRouter(route_class=GuardedRoute, include_in_schema=False)
@@ -37,10 +38,10 @@ def delivery_log(
     session: Session = Depends(db),
     status: str = "",
     template: str = "",
-    offset: str = "",
+    offset: PageOffset = 0,
 ) -> Response:
     chosen = status if status in STATUS_LABELS else ""
-    start = int(offset) if offset.isdigit() else 0
+    start = offset
     rows, total = service.get_all(
         session,
         status=chosen or None,

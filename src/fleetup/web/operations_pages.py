@@ -8,7 +8,7 @@ the post-incident review; ``/problems`` lists problems and a problem's page walk
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import RedirectResponse
@@ -23,11 +23,29 @@ from fleetup.operations import alerts, incidents, presenting, problems
 from fleetup.operations.schemas import IncidentOut
 from fleetup.web.guard import PageError, csrf_protected, signed_in
 from fleetup.web.language import N_
+from fleetup.web.params import page_row_id
 from fleetup.web.rendering import Page, page
 
 router = APIRouter(route_class=GuardedRoute, include_in_schema=False)
 readers = signed_in(*READERS)
 actors = [*signed_in(Role.manager, Role.technician, Role.on_call), Depends(csrf_protected)]
+# An id no row can have gets the page's own "not found", as its lookup words it.
+IncidentId = Annotated[
+    int,
+    page_row_id(
+        N_("Incident not found"),
+        N_("There is no incident %(number)s. Open the on-call page for the open ones."),
+        "number",
+    ),
+]
+ProblemId = Annotated[
+    int,
+    page_row_id(
+        N_("Problem not found"),
+        N_("There is no problem %(number)s. Look for it in the problem list."),
+        "number",
+    ),
+]
 REFRESH_SECONDS = 30
 
 N_("detected")
@@ -125,7 +143,7 @@ def _incident_or_404(session: Session, incident_id: int) -> Any:
 
 @router.get("/incidents/{incident_id}", dependencies=readers)
 def incident_page(
-    incident_id: int,
+    incident_id: IncidentId,
     request: Request,
     current: Page = Depends(page),
     session: Session = Depends(db),
@@ -147,7 +165,7 @@ def incident_page(
 
 @router.post("/incidents/{incident_id}/acknowledge", dependencies=actors)
 def acknowledge(
-    incident_id: int,
+    incident_id: IncidentId,
     request: Request,
     current: Page = Depends(page),
     session: Session = Depends(db),
@@ -162,7 +180,7 @@ def acknowledge(
 
 @router.post("/incidents/{incident_id}/state", dependencies=actors)
 def move(
-    incident_id: int,
+    incident_id: IncidentId,
     request: Request,
     state: str = Form(""),
     current: Page = Depends(page),
@@ -184,7 +202,7 @@ def move(
 
 @router.post("/incidents/{incident_id}/review", dependencies=actors)
 def review(
-    incident_id: int,
+    incident_id: IncidentId,
     request: Request,
     root_cause: str = Form(""),
     task_title: str = Form(""),
@@ -238,7 +256,7 @@ def _problem_or_404(session: Session, problem_id: int) -> Any:
 
 @router.get("/problems/{problem_id}", dependencies=readers)
 def problem_page(
-    problem_id: int, current: Page = Depends(page), session: Session = Depends(db)
+    problem_id: ProblemId, current: Page = Depends(page), session: Session = Depends(db)
 ) -> Response:
     found = _problem_or_404(session, problem_id)
     out = presenting.problem_out(session, found)
@@ -272,7 +290,7 @@ def _payload(node: str, form: dict[str, str]) -> dict[str, Any]:
 
 @router.post("/problems/{problem_id}/steps", dependencies=actors)
 def problem_step(
-    problem_id: int,
+    problem_id: ProblemId,
     request: Request,
     node: str = Form(""),
     result: str = Form(""),
