@@ -1,4 +1,9 @@
-"""``fleetup serve`` (with the worker in a background thread) and ``fleetup db upgrade``."""
+"""``fleetup serve`` (with the worker in a background thread) and ``fleetup db upgrade``.
+
+On simulated time the server resumes where its database says the clock was, when that is
+later than ``--simulated-clock``: a server killed and started again with the same command
+goes on from the moment it had reached, never back to the campaign's first day.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,28 @@ from datetime import UTC, datetime
 import typer
 import uvicorn
 
+from fleetup.api import idempotency
 from fleetup.api.app import build_server, create_app
+from fleetup.api.deps import Server
 from fleetup.cli.common import console, settings
 from fleetup.core import migrate
 from fleetup.core.clock import ManualClock
+from fleetup.core.simulated_clock import stored_now
 from fleetup.notify.inbox import SimulatedInbox
 from fleetup.sim.runner import simulated
 from fleetup.worker import start_thread
 from fleetup.worker.jobs import JOBS
+
+
+def resume_clock(parts: Server) -> None:
+    """Move a simulated clock to the moment stored by an earlier run, if that is later."""
+    clock = parts.clock
+    if not isinstance(clock, ManualClock):
+        return
+    with parts.sessions() as session:
+        stored = stored_now(session)
+    if stored is not None and stored > clock.now():
+        clock.set(stored)
 
 
 def register(app: typer.Typer) -> None:
@@ -59,12 +78,17 @@ def register(app: typer.Typer) -> None:
             else build_server(config)
         )
         migrate.upgrade(parts.engine)
+        resume_clock(parts)
         bind_host, bind_port = host or config.host, port or config.port
         console.print(f"fleetup serves http://{bind_host}:{bind_port}  (API docs at /api/docs)")
+        if clock is not None:
+            console.print(f"Simulated time: {clock.now():%Y-%m-%dT%H:%M:%SZ}")
+        web_app = create_app(parts)
+        idempotency.install(web_app, parts)
         # On simulated time the clock route runs the jobs, each time the clock moves.
         worker = None if no_worker or clock else start_thread(parts, JOBS)
         try:
-            uvicorn.run(create_app(parts), host=bind_host, port=bind_port, log_level="warning")
+            uvicorn.run(web_app, host=bind_host, port=bind_port, log_level="warning")
         finally:
             if worker is not None:
                 thread, stop = worker

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,6 +48,9 @@ class SimResult:
     route_seconds: dict[str, float] = field(default_factory=dict)
     route_calls: Counter[str] = field(default_factory=Counter)
     requests: int = 0
+    # Sends repeated because the server was gone, and answers it had kept from a first send.
+    retried: int = 0
+    replayed: int = 0
     wakeups: int = 0
     clock_moves: int = 0
     wall_seconds: float = 0.0
@@ -98,12 +102,28 @@ def moment(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-class Api:
-    """Every HTTP call of the simulated actors; counts them and the unexpected answers."""
+# Answers that mean "not now": a proxy or a server that is (re)starting.
+UNAVAILABLE = (502, 503)
+SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
-    def __init__(self, client: httpx.Client, result: SimResult) -> None:
+
+class Api:
+    """Every HTTP call of the simulated actors; counts them and the unexpected answers.
+
+    A call rides out a server restart: on a connection error, or a 502/503, it sends the same
+    request again (with the same ``Idempotency-Key``, so a change the server had already made
+    is answered from what it kept, not made twice) until ``patience`` seconds have passed.
+
+    Args:
+        client: where the server is (over the network or in-process).
+        result: the run's counts.
+        patience: how long one call keeps trying before the error is raised.
+    """
+
+    def __init__(self, client: httpx.Client, result: SimResult, *, patience: float = 60.0) -> None:
         self.client = client
         self.result = result
+        self.patience = patience
 
     def call(
         self,
@@ -115,13 +135,18 @@ class Api:
         content: bytes | None = None,
         headers: dict[str, str] | None = None,
         expect: tuple[int, ...] = (200, 201),
+        replayable: bool = True,
     ) -> httpx.Response:
+        """Send one request; ``replayable=False`` leaves out the idempotency key (a request
+        that is safe to repeat by itself, such as a clock move)."""
         sent = dict(headers or {})
         if token:
             sent["Authorization"] = f"Bearer {token}"
+        if replayable and method not in SAFE:
+            sent["Idempotency-Key"] = uuid.uuid4().hex
         self.result.requests += 1
         began = time.perf_counter()
-        answer = self.client.request(method, path, json=json, content=content, headers=sent)
+        answer = self._send(method, path, json=json, content=content, headers=sent)
         route = (
             method
             + " "
@@ -133,6 +158,24 @@ class Api:
         spent = time.perf_counter() - began
         self.result.route_seconds[route] = self.result.route_seconds.get(route, 0.0) + spent
         self.result.route_calls[route] += 1
+        if answer.headers.get("idempotent-replayed") == "true":
+            self.result.replayed += 1
         if answer.status_code not in expect:
             self.result.errors[f"{route} {answer.status_code}"] += 1
         return answer
+
+    def _send(self, method: str, path: str, **request: Any) -> httpx.Response:
+        """The request, sent again while the server is unreachable or unavailable."""
+        deadline = time.monotonic() + self.patience
+        pause = 0.02
+        while True:
+            try:
+                answer = self.client.request(method, path, **request)
+                if answer.status_code not in UNAVAILABLE or time.monotonic() >= deadline:
+                    return answer
+            except httpx.TransportError:
+                if time.monotonic() >= deadline:
+                    raise
+            self.result.retried += 1
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)

@@ -18,6 +18,7 @@ and IPCs act on it. The final counts are the server's.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,7 +35,7 @@ from fleetup.core.clock import ManualClock
 from fleetup.core.config import Settings
 from fleetup.core.context import Ctx
 from fleetup.notify.inbox import SimulatedInbox
-from fleetup.sim.customer import Customers
+from fleetup.sim.customer import NOTICE_LINK, Customers
 from fleetup.sim.faults import FaultRates, Luck, draw
 from fleetup.sim.faults import profile as named_profile
 from fleetup.sim.fleet import SAMPLE_SIZE, MachineInfo, Prepared, prepare
@@ -164,6 +165,7 @@ class Fleet:
             api, loop, self.result, prepared.on_call_token, random.Random(f"{options.seed}:oc"), end
         )
         self.technicians: dict[str, Technician] = {}
+        self.notice_links: dict[str, str] = {}
 
     def luck_of(self, serial: str) -> Luck:
         found = self.luck.get(serial)
@@ -254,7 +256,23 @@ class Fleet:
             elif url.startswith(f"{INBOX}/on-call"):
                 self.on_call.paged.fire()  # the on-call looks at every open incident
             elif url.startswith(MAIL):
-                self.customers.receive(message["body"])
+                self.customers.receive(self._same_notice_links(message["body"]))
+
+    def _same_notice_links(self, body: str) -> str:
+        """``body`` with each visit's notice link as the customer first received it.
+
+        A link carries the wall-clock second it was signed in, so a reminder's link for a
+        visit may or may not equal the notice's, depending on how fast the run goes. The
+        customer knows the visit either way: a reminder they already have the notice of
+        must not make them answer twice, or a seeded run would not repeat itself.
+        """
+
+        def first_of(found: re.Match[str]) -> str:
+            token = found.group(1)
+            visit = token.split(".", 1)[0]
+            return "/n/" + self.notice_links.setdefault(visit, token)
+
+        return NOTICE_LINK.sub(first_of, body)
 
     def close(self) -> None:
         """The server's final counts per wave, incidents, and the shutdown gate."""
@@ -322,23 +340,29 @@ def run(
         api = Api(client, result)
 
         fleet: list[Fleet] = []
+        # The inbox position of the last answer received: a move whose answer was lost (the
+        # server died) is sent again with the same position and hands over the same messages.
+        inbox: dict[str, int] = {}
 
         def advance(moment: datetime) -> None:
             answer = api.call(
                 "POST",
                 "/api/v1/simulation/clock",
                 token=prepared.admin_token,
-                json={"now": _iso(moment)},
+                json={"now": _iso(moment), **inbox},
+                replayable=False,
             )
             if answer.status_code == 200 and fleet:
-                fleet[0].delivered(answer.json())
+                body = answer.json()
+                inbox["after"] = body.get("cursor", 0)
+                fleet[0].delivered(body)
 
         if url:
-            now = client.get(
-                "/api/v1/simulation/clock",
-                headers={"Authorization": f"Bearer {prepared.admin_token}"},
-            ).json()["now"]
-            start = max(start, datetime.fromisoformat(now.replace("Z", "+00:00")))
+            clock_now = api.call(
+                "GET", "/api/v1/simulation/clock", token=prepared.admin_token
+            ).json()
+            start = max(start, datetime.fromisoformat(clock_now["now"].replace("Z", "+00:00")))
+            inbox["after"] = clock_now.get("cursor", 0)
         loop = EventLoop(start, advance, speed=options.speed)
         if stopper is not None:
             stopper(loop)
