@@ -10,6 +10,7 @@ failed when the agent gave up or the upgrade waits on a cap.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -134,12 +135,45 @@ def progress(
     ).all()
 
 
-def member_status(action: DeviceAction | None, instance: SopInstance | None) -> str:
-    if instance is not None and instance.status == "completed":
+@dataclass(frozen=True)
+class Following:
+    """A member still on its way, with what its status follows (no SOP state document)."""
+
+    member: WaveMember
+    action: DeviceAction | None
+    instance_status: str | None
+    instance_completed_at: datetime | None
+
+
+# A member in one of these states has nothing left to follow.
+SETTLED = ("succeeded", "cancelled", "unplanned", "pending")
+
+
+def following(session: Session, *, wave_id: int) -> list[Following]:
+    """The wave's members not yet settled, with their action and their SOP's status.
+
+    The worker follows every running wave at each look; reading only the unsettled members,
+    and the SOP instance's status rather than its whole state, keeps a look cheap however
+    many machines the wave has finished.
+    """
+    rows = session.execute(
+        select(WaveMember, DeviceAction, SopInstance.status, SopInstance.completed_at)
+        .outerjoin(DeviceAction, WaveMember.action_id == DeviceAction.id)
+        .outerjoin(SopInstance, WaveMember.instance_id == SopInstance.id)
+        .where(WaveMember.wave_id == wave_id, WaveMember.status.not_in(SETTLED))
+        .order_by(WaveMember.id)
+    ).all()
+    return [Following(*row) for row in rows]
+
+
+def member_status(action: DeviceAction | None, instance: SopInstance | str | None) -> str:
+    """A member's status from its action and its SOP instance (or that instance's status)."""
+    instance_status = instance.status if isinstance(instance, SopInstance) else instance
+    if instance_status == "completed":
         return "succeeded"
     if action is None:
         return "pending"
-    if action.status in FINAL_FAILURES or (instance is not None and instance.status == "waiting"):
+    if action.status in FINAL_FAILURES or instance_status == "waiting":
         return "failed"
     if action.status == "held":
         return "held"
@@ -157,7 +191,7 @@ def window_passed(ctx: Ctx, action: DeviceAction) -> bool:
     )
 
 
-def follow_visit(ctx: Ctx, member: WaveMember, status: str, instance: SopInstance | None) -> None:
+def follow_visit(ctx: Ctx, member: WaveMember, status: str, completed_at: datetime | None) -> None:
     visit = _current_visit(ctx.session, member.machine_id, member.wave_id)
     if visit is None:
         return
@@ -168,8 +202,7 @@ def follow_visit(ctx: Ctx, member: WaveMember, status: str, instance: SopInstanc
     elif status in ("succeeded", "failed") and visit.status in ("planned", "in_progress"):
         visit.status = "done"
         visit.actual_start = visit.actual_start or ctx.now()
-        completed = instance.completed_at if instance is not None else None
-        visit.actual_end = completed or ctx.now()
+        visit.actual_end = completed_at or ctx.now()
     else:
         return
     ctx.audit("update", visit, before)

@@ -69,7 +69,12 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, enum.Enum):
@@ -94,11 +99,38 @@ def snapshot(row: Base) -> dict[str, Any]:
     digested: frozenset[str] = getattr(type(row), "__audit_digest__", frozenset())
     values: dict[str, Any] = {}
     for attr in mapper.column_attrs:
-        value = _plain(getattr(row, attr.key))
+        raw = getattr(row, attr.key)
         if attr.key in digested:
-            value = "sha256:" + hashlib.sha256(_canonical(value).encode()).hexdigest()
-        values[attr.key] = value
+            values[attr.key] = "sha256:" + hashlib.sha256(_document(raw).encode()).hexdigest()
+        else:
+            values[attr.key] = _plain(raw)
     return values
+
+
+def _json_default(value: Any) -> Any:
+    plain = _plain(value)
+    if plain is value:
+        raise TypeError(f"{type(value).__name__} is not JSON data")
+    return plain
+
+
+def _document(value: Any) -> str:
+    """``_canonical(_plain(value))``, written by the C encoder in one pass.
+
+    Digested columns hold the largest documents (an SOP instance's state is rewritten at every
+    step), so this is the audit trail's hot path. A JSON column's documents have string keys;
+    keys of mixed types, which the encoder cannot sort, take the slow path.
+    """
+    try:
+        return json.dumps(
+            value,
+            sort_keys=True,
+            ensure_ascii=False,
+            separators=(",", ":"),
+            default=_json_default,
+        )
+    except TypeError:
+        return _canonical(_plain(value))
 
 
 def _canonical(data: Any) -> str:
