@@ -15,12 +15,13 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Integer, String, Text, func, inspect, select, text
+from sqlalchemy import JSON, Integer, String, Text, func, insert, inspect, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from fleetup.core.db import Base, UTCDateTime
@@ -137,18 +138,20 @@ def _canonical(data: Any) -> str:
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def _event_hash(prev_hash: str, event: AuditEvent) -> str:
+def _event_hash(prev_hash: str, event: AuditEvent | Mapping[str, Any]) -> str:
+    """The hash that chains an event (a stored row, or the values about to be written)."""
+    fields = event if isinstance(event, Mapping) else vars(event)
     body = _canonical(
         {
-            "seq": event.seq,
-            "at": event.at.isoformat(),
-            "actor": event.actor,
-            "action": event.action,
-            "entity_type": event.entity_type,
-            "entity_id": event.entity_id,
-            "before": event.before,
-            "after": event.after,
-            "note": event.note,
+            "seq": fields["seq"],
+            "at": fields["at"].isoformat(),
+            "actor": fields["actor"],
+            "action": fields["action"],
+            "entity_type": fields["entity_type"],
+            "entity_id": fields["entity_id"],
+            "before": fields["before"],
+            "after": fields["after"],
+            "note": fields["note"],
         }
     )
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
@@ -161,6 +164,13 @@ def _entity_id(row: Base) -> str:
     return ":".join(str(part) for part in identity)
 
 
+# Every audited write runs these; as constants they are built and compiled once.
+_ADVANCE_HEAD = text("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+_SET_HEAD_HASH = text("UPDATE audit_head SET hash = :hash WHERE id = 1")
+_FIRST_HEAD = insert(AuditHead).values(id=1, seq=1, hash=GENESIS)
+_INSERT_EVENT = insert(AuditEvent)
+
+
 def record(
     session: Session,
     *,
@@ -171,8 +181,11 @@ def record(
     before: dict[str, Any] | None,
     deleted: bool = False,
     note: str = "",
-) -> AuditEvent:
+) -> None:
     """Append an event for ``row`` to the chain, inside the caller's transaction.
+
+    The event is written with SQL statements on the session's connection rather than as an
+    ORM object: every service write pays for this, and the trail is only ever appended to.
 
     Args:
         at: when it happened (from the service's clock).
@@ -182,36 +195,30 @@ def record(
         before: ``snapshot(row)`` taken before the change, or None for a new row.
         deleted: the row is being deleted; the event's ``after`` is then empty.
         note: free text, such as the reason given for a manual action.
-
-    Returns:
-        The new event, added to the session.
     """
     session.flush()
-    head = session.execute(
-        text("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-    ).one_or_none()
+    connection = session.connection()
+    head = connection.execute(_ADVANCE_HEAD).one_or_none()
     if head is None:
-        session.add(AuditHead(id=1, seq=1, hash=GENESIS))
-        session.flush()
+        connection.execute(_FIRST_HEAD)
         seq, prev_hash = 1, GENESIS
     else:
         seq, prev_hash = int(head[0]), str(head[1])
-    event = AuditEvent(
-        seq=seq,
-        at=at,
-        actor=actor,
-        action=action,
-        entity_type=type(row).__tablename__,
-        entity_id=_entity_id(row),
-        before=before,
-        after=None if deleted else snapshot(row),
-        note=note,
-        prev_hash=prev_hash,
-    )
-    event.hash = _event_hash(prev_hash, event)
-    session.add(event)
-    session.execute(text("UPDATE audit_head SET hash = :hash WHERE id = 1"), {"hash": event.hash})
-    return event
+    event: dict[str, Any] = {
+        "seq": seq,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "entity_type": type(row).__tablename__,
+        "entity_id": _entity_id(row),
+        "before": before,
+        "after": None if deleted else snapshot(row),
+        "note": note,
+        "prev_hash": prev_hash,
+    }
+    event["hash"] = _event_hash(prev_hash, event)
+    connection.execute(_INSERT_EVENT, event)
+    connection.execute(_SET_HEAD_HASH, {"hash": event["hash"]})
 
 
 @dataclass(frozen=True)
