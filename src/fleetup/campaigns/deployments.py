@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, case, or_, select
 from sqlalchemy.orm import Session
 
 from fleetup.accounts.models import User
@@ -149,18 +149,41 @@ class Following:
 SETTLED = ("succeeded", "cancelled", "unplanned", "pending")
 
 
-def following(session: Session, *, wave_id: int) -> list[Following]:
-    """The wave's members not yet settled, with their action and their SOP's status.
+def _status_now() -> ColumnElement[str]:
+    """``member_status`` in SQL, so the database can say which members changed."""
+    return case(
+        (SopInstance.status == "completed", "succeeded"),
+        (DeviceAction.id.is_(None), "pending"),
+        (
+            or_(DeviceAction.status.in_(FINAL_FAILURES), SopInstance.status == "waiting"),
+            "failed",
+        ),
+        (DeviceAction.status == "held", "held"),
+        (DeviceAction.status == "cancelled", "cancelled"),
+        (DeviceAction.status == "queued", "scheduled"),
+        else_="running",
+    )
 
-    The worker follows every running wave at each look; reading only the unsettled members,
-    and the SOP instance's status rather than its whole state, keeps a look cheap however
-    many machines the wave has finished.
+
+def following(session: Session, *, wave_id: int, now: datetime) -> list[Following]:
+    """The wave's unsettled members whose status changed, or whose install window closed.
+
+    The worker follows every running wave at each look. The database compares each member's
+    stored status with what its action and SOP instance say now, so a look reads only the
+    members that moved (and never an SOP instance's whole state), however large the wave.
     """
     rows = session.execute(
         select(WaveMember, DeviceAction, SopInstance.status, SopInstance.completed_at)
         .outerjoin(DeviceAction, WaveMember.action_id == DeviceAction.id)
         .outerjoin(SopInstance, WaveMember.instance_id == SopInstance.id)
-        .where(WaveMember.wave_id == wave_id, WaveMember.status.not_in(SETTLED))
+        .where(
+            WaveMember.wave_id == wave_id,
+            WaveMember.status.not_in(SETTLED),
+            or_(
+                _status_now() != WaveMember.status,
+                and_(DeviceAction.status == "queued", DeviceAction.not_after < now),
+            ),
+        )
         .order_by(WaveMember.id)
     ).all()
     return [Following(*row) for row in rows]

@@ -361,7 +361,7 @@ def _start_wave(
 def _sync(ctx: Ctx, wave: Wave) -> list[WaveMember]:
     """Bring the members' statuses up to date; returns those whose visit was missed."""
     missed: list[WaveMember] = []
-    for row in deployments.following(ctx.session, wave_id=wave.id):
+    for row in deployments.following(ctx.session, wave_id=wave.id, now=ctx.now()):
         member, action = row.member, row.action
         status = deployments.member_status(action, row.instance_status)
         if status == "scheduled" and action is not None and deployments.window_passed(ctx, action):
