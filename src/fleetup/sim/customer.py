@@ -41,12 +41,12 @@ class Customers:
         for token in SURVEY_LINK.findall(body):
             delay = timedelta(hours=self.rng.uniform(4, 40))
             self.loop.spawn(self._survey(token), self.loop.now + delay)
-        # A notice sent again reads the same but its link is signed anew (the signature holds
-        # the wall-clock second), so the customer knows it by its text, not by its link.
-        notice = NOTICE_LINK.sub("/n/", body)
         for token in NOTICE_LINK.findall(body):
-            if notice not in self.answered_notices:
-                self.answered_notices.add(notice)
+            # A reminder's link is signed anew and carries the wall-clock second it was signed
+            # in; the customer knows the visit by the signed value, the part before the dot.
+            visit = token.split(".", 1)[0]
+            if visit not in self.answered_notices:
+                self.answered_notices.add(visit)
                 delay = timedelta(hours=self.rng.uniform(1, 20))
                 self.loop.spawn(self._confirm(token), self.loop.now + delay)
 
