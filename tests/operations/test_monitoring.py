@@ -147,3 +147,42 @@ def test_expired_silence_no_longer_mutes() -> None:
     assert monitoring.plan(earlier, [finding], [], [silence]).muted_by == {
         ("heartbeat_missing", "M1"): "silence:1"
     }
+
+
+def test_the_watch_reads_only_silent_or_reporting_machines_and_every_sites_size(
+    ops_fleet: Fleet, server_parts: Server, beat: Callable[..., None]
+) -> None:
+    for serial in ops_fleet.ipcs:
+        beat(serial)
+    ops_fleet.clock.advance(THRESHOLD + timedelta(seconds=1))
+    beat("YJ-TC1-001")  # heard from, nothing to report: not read
+    beat("YJ-TC1-002", health={"anomalies": [{"kind": "changed", "path": "recipes/a.db"}]})
+    with server_parts.sessions() as session:
+        beats, reported, sizes = scheduled.machine_beats(
+            session, silent_before=ops_fleet.clock.now() - THRESHOLD
+        )
+    assert [(b.serial, bool(b.anomalies)) for b in beats] == [
+        ("YJ-TC1-002", True),
+        ("YJ-TC2-001", False),
+    ]
+    assert reported == {}
+    assert sizes == {"YJ/TC1": 2, "YJ/TC2": 1}
+    findings = monitoring.evaluate(
+        ops_fleet.clock.now(), beats, [], monitoring.Rules(heartbeat_missing=THRESHOLD), sizes
+    )
+    assert sorted((f.rule, f.subject_ref) for f in findings) == [
+        ("data_anomaly", "YJ-TC1-002"),
+        ("heartbeat_missing", "YJ-TC2-001"),
+    ]
+
+
+def test_a_site_is_down_only_when_all_its_machines_are_silent_not_all_those_read() -> None:
+    silent = monitoring.MachineBeat("M1", "S/1", NOW - timedelta(minutes=10))
+    rules = monitoring.Rules(heartbeat_missing=THRESHOLD, site_offline_min_machines=1)
+
+    def sites_down(sizes: dict[str, int]) -> list[str]:
+        findings = monitoring.evaluate(NOW, [silent], [], rules, sizes)
+        return [f.subject_ref for f in findings if f.rule == "site_offline"]
+
+    assert sites_down({"S/1": 2}) == []  # its other machine beats, so it was not read
+    assert sites_down({"S/1": 1}) == ["S/1"]

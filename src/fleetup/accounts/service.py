@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,9 +21,13 @@ from fleetup.core.security import (
     token_digest,
 )
 
-# Checked against when the username is unknown, so a wrong name costs as long as a wrong
-# password and sign-in does not reveal which users exist.
-_DUMMY_HASH = hash_password("not a real password, never matches")
+
+@cache
+def _dummy_hash() -> str:
+    """Checked against when the username is unknown, so a wrong name costs as long as a wrong
+    password and sign-in does not reveal which users exist. Made at the first sign-in, not at
+    import, so a command that never signs anyone in does not pay for an argon2 hash."""
+    return hash_password("not a real password, never matches")
 
 
 def get_user(session: Session, *, username: str) -> User:
@@ -62,7 +67,7 @@ def authenticate(session: Session, *, username: str, password: str) -> User | No
     """The active user with this name and password, or None."""
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
-        check_password(_DUMMY_HASH, password)
+        check_password(_dummy_hash(), password)
         return None
     if not user.active or not check_password(user.password_hash, password):
         return None
@@ -93,11 +98,19 @@ def revoke_token(ctx: Ctx, *, token_id: int, user: User) -> None:
 
 
 def principal_from_token(session: Session, plain: str) -> Principal | None:
+    """The caller an API token names, or None when it is unknown, revoked or its user inactive.
+
+    Every API call asks this, so it reads four columns rather than two whole rows.
+    """
     row = session.execute(
-        select(ApiToken, User)
-        .join(User)
-        .where(ApiToken.digest == token_digest(plain), ApiToken.revoked_at.is_(None))
+        select(User.id, User.username, User.role)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(
+            ApiToken.digest == token_digest(plain),
+            ApiToken.revoked_at.is_(None),
+            User.active.is_(True),
+        )
     ).one_or_none()
-    if row is None or not row.User.active:
+    if row is None:
         return None
-    return principal_for(row.User, via="token")
+    return Principal(user_id=row.id, username=row.username, role=row.role, via="token")

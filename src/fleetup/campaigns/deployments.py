@@ -10,10 +10,11 @@ failed when the agent gave up or the upgrade waits on a cap.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, case, or_, select
 from sqlalchemy.orm import Session
 
 from fleetup.accounts.models import User
@@ -134,12 +135,68 @@ def progress(
     ).all()
 
 
-def member_status(action: DeviceAction | None, instance: SopInstance | None) -> str:
-    if instance is not None and instance.status == "completed":
+@dataclass(frozen=True)
+class Following:
+    """A member still on its way, with what its status follows (no SOP state document)."""
+
+    member: WaveMember
+    action: DeviceAction | None
+    instance_status: str | None
+    instance_completed_at: datetime | None
+
+
+# A member in one of these states has nothing left to follow.
+SETTLED = ("succeeded", "cancelled", "unplanned", "pending")
+
+
+def _status_now() -> ColumnElement[str]:
+    """``member_status`` in SQL, so the database can say which members changed."""
+    return case(
+        (SopInstance.status == "completed", "succeeded"),
+        (DeviceAction.id.is_(None), "pending"),
+        (
+            or_(DeviceAction.status.in_(FINAL_FAILURES), SopInstance.status == "waiting"),
+            "failed",
+        ),
+        (DeviceAction.status == "held", "held"),
+        (DeviceAction.status == "cancelled", "cancelled"),
+        (DeviceAction.status == "queued", "scheduled"),
+        else_="running",
+    )
+
+
+def following(session: Session, *, wave_id: int, now: datetime) -> list[Following]:
+    """The wave's unsettled members whose status changed, or whose install window closed.
+
+    The worker follows every running wave at each look. The database compares each member's
+    stored status with what its action and SOP instance say now, so a look reads only the
+    members that moved (and never an SOP instance's whole state), however large the wave.
+    """
+    rows = session.execute(
+        select(WaveMember, DeviceAction, SopInstance.status, SopInstance.completed_at)
+        .outerjoin(DeviceAction, WaveMember.action_id == DeviceAction.id)
+        .outerjoin(SopInstance, WaveMember.instance_id == SopInstance.id)
+        .where(
+            WaveMember.wave_id == wave_id,
+            WaveMember.status.not_in(SETTLED),
+            or_(
+                _status_now() != WaveMember.status,
+                and_(DeviceAction.status == "queued", DeviceAction.not_after < now),
+            ),
+        )
+        .order_by(WaveMember.id)
+    ).all()
+    return [Following(*row) for row in rows]
+
+
+def member_status(action: DeviceAction | None, instance: SopInstance | str | None) -> str:
+    """A member's status from its action and its SOP instance (or that instance's status)."""
+    instance_status = instance.status if isinstance(instance, SopInstance) else instance
+    if instance_status == "completed":
         return "succeeded"
     if action is None:
         return "pending"
-    if action.status in FINAL_FAILURES or (instance is not None and instance.status == "waiting"):
+    if action.status in FINAL_FAILURES or instance_status == "waiting":
         return "failed"
     if action.status == "held":
         return "held"
@@ -157,7 +214,7 @@ def window_passed(ctx: Ctx, action: DeviceAction) -> bool:
     )
 
 
-def follow_visit(ctx: Ctx, member: WaveMember, status: str, instance: SopInstance | None) -> None:
+def follow_visit(ctx: Ctx, member: WaveMember, status: str, completed_at: datetime | None) -> None:
     visit = _current_visit(ctx.session, member.machine_id, member.wave_id)
     if visit is None:
         return
@@ -168,8 +225,7 @@ def follow_visit(ctx: Ctx, member: WaveMember, status: str, instance: SopInstanc
     elif status in ("succeeded", "failed") and visit.status in ("planned", "in_progress"):
         visit.status = "done"
         visit.actual_start = visit.actual_start or ctx.now()
-        completed = instance.completed_at if instance is not None else None
-        visit.actual_end = completed or ctx.now()
+        visit.actual_end = completed_at or ctx.now()
     else:
         return
     ctx.audit("update", visit, before)

@@ -104,22 +104,36 @@ def _gate_counts(out: CountsOut) -> WaveCounts:
 
 
 def wave_stats(session: Session, *, campaign_id: int | None = None) -> list[WaveStats]:
-    """The figures of every started wave (of one campaign, or of all)."""
-    query = select(Wave).where(Wave.status != "planned").order_by(Wave.campaign_id, Wave.position)
+    """The figures of every started wave (of one campaign, or of all), in one query."""
+    query = (
+        select(Wave.id, Wave.campaign_id, Wave.code, Wave.status, WaveMember.status, func.count())
+        .outerjoin(WaveMember, WaveMember.wave_id == Wave.id)
+        .where(Wave.status != "planned")
+        .group_by(
+            Wave.id, Wave.campaign_id, Wave.position, Wave.code, Wave.status, WaveMember.status
+        )
+        .order_by(Wave.campaign_id, Wave.position)
+    )
     if campaign_id is not None:
         query = query.where(Wave.campaign_id == campaign_id)
+    waves: dict[int, tuple[int, str, str]] = {}
+    by_status: dict[int, dict[str, int]] = {}
+    for wave_id, owner, code, status, member_status, number in session.execute(query):
+        waves.setdefault(wave_id, (owner, code, status))
+        if member_status is not None:
+            by_status.setdefault(wave_id, {})[member_status] = number
     stats = []
-    for wave in session.scalars(query):
-        out = counts(session, wave_id=wave.id)
+    for wave_id, (owner, code, status) in waves.items():
+        found = by_status.get(wave_id, {})
         stats.append(
             WaveStats(
-                wave.campaign_id,
-                wave.code,
-                wave.status,
-                out.total,
-                out.running + out.scheduled,
-                out.failed,
-                out.succeeded,
+                owner,
+                code,
+                status,
+                sum(found.values()),
+                found.get("running", 0) + found.get("scheduled", 0),
+                found.get("failed", 0),
+                found.get("succeeded", 0),
             )
         )
     return stats
@@ -347,10 +361,9 @@ def _start_wave(
 def _sync(ctx: Ctx, wave: Wave) -> list[WaveMember]:
     """Bring the members' statuses up to date; returns those whose visit was missed."""
     missed: list[WaveMember] = []
-    for member, action, instance in deployments.progress(ctx.session, wave_id=wave.id):
-        if member.status in ("succeeded", "cancelled", "unplanned", "pending"):
-            continue
-        status = deployments.member_status(action, instance)
+    for row in deployments.following(ctx.session, wave_id=wave.id, now=ctx.now()):
+        member, action = row.member, row.action
+        status = deployments.member_status(action, row.instance_status)
         if status == "scheduled" and action is not None and deployments.window_passed(ctx, action):
             missed.append(member)
             continue
@@ -359,7 +372,7 @@ def _sync(ctx: Ctx, wave: Wave) -> list[WaveMember]:
         member.status = status
         if status in ("succeeded", "failed"):
             member.finished_at = ctx.now()
-        deployments.follow_visit(ctx, member, status, instance)
+        deployments.follow_visit(ctx, member, status, row.instance_completed_at)
     return missed
 
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Integer, String, Text, func, inspect, select, text
+from sqlalchemy import JSON, Integer, String, Text, func, insert, inspect, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from fleetup.core.db import Base, UTCDateTime
@@ -69,7 +70,12 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, enum.Enum):
@@ -94,29 +100,58 @@ def snapshot(row: Base) -> dict[str, Any]:
     digested: frozenset[str] = getattr(type(row), "__audit_digest__", frozenset())
     values: dict[str, Any] = {}
     for attr in mapper.column_attrs:
-        value = _plain(getattr(row, attr.key))
+        raw = getattr(row, attr.key)
         if attr.key in digested:
-            value = "sha256:" + hashlib.sha256(_canonical(value).encode()).hexdigest()
-        values[attr.key] = value
+            values[attr.key] = "sha256:" + hashlib.sha256(_document(raw).encode()).hexdigest()
+        else:
+            values[attr.key] = _plain(raw)
     return values
+
+
+def _json_default(value: Any) -> Any:
+    plain = _plain(value)
+    if plain is value:
+        raise TypeError(f"{type(value).__name__} is not JSON data")
+    return plain
+
+
+def _document(value: Any) -> str:
+    """``_canonical(_plain(value))``, written by the C encoder in one pass.
+
+    Digested columns hold the largest documents (an SOP instance's state is rewritten at every
+    step), so this is the audit trail's hot path. A JSON column's documents have string keys;
+    keys of mixed types, which the encoder cannot sort, take the slow path.
+    """
+    try:
+        return json.dumps(
+            value,
+            sort_keys=True,
+            ensure_ascii=False,
+            separators=(",", ":"),
+            default=_json_default,
+        )
+    except TypeError:
+        return _canonical(_plain(value))
 
 
 def _canonical(data: Any) -> str:
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def _event_hash(prev_hash: str, event: AuditEvent) -> str:
+def _event_hash(prev_hash: str, event: AuditEvent | Mapping[str, Any]) -> str:
+    """The hash that chains an event (a stored row, or the values about to be written)."""
+    fields = event if isinstance(event, Mapping) else vars(event)
     body = _canonical(
         {
-            "seq": event.seq,
-            "at": event.at.isoformat(),
-            "actor": event.actor,
-            "action": event.action,
-            "entity_type": event.entity_type,
-            "entity_id": event.entity_id,
-            "before": event.before,
-            "after": event.after,
-            "note": event.note,
+            "seq": fields["seq"],
+            "at": fields["at"].isoformat(),
+            "actor": fields["actor"],
+            "action": fields["action"],
+            "entity_type": fields["entity_type"],
+            "entity_id": fields["entity_id"],
+            "before": fields["before"],
+            "after": fields["after"],
+            "note": fields["note"],
         }
     )
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
@@ -129,6 +164,13 @@ def _entity_id(row: Base) -> str:
     return ":".join(str(part) for part in identity)
 
 
+# Every audited write runs these; as constants they are built and compiled once.
+_ADVANCE_HEAD = text("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+_SET_HEAD_HASH = text("UPDATE audit_head SET hash = :hash WHERE id = 1")
+_FIRST_HEAD = insert(AuditHead).values(id=1, seq=1, hash=GENESIS)
+_INSERT_EVENT = insert(AuditEvent)
+
+
 def record(
     session: Session,
     *,
@@ -139,8 +181,11 @@ def record(
     before: dict[str, Any] | None,
     deleted: bool = False,
     note: str = "",
-) -> AuditEvent:
+) -> None:
     """Append an event for ``row`` to the chain, inside the caller's transaction.
+
+    The event is written with SQL statements on the session's connection rather than as an
+    ORM object: every service write pays for this, and the trail is only ever appended to.
 
     Args:
         at: when it happened (from the service's clock).
@@ -150,36 +195,30 @@ def record(
         before: ``snapshot(row)`` taken before the change, or None for a new row.
         deleted: the row is being deleted; the event's ``after`` is then empty.
         note: free text, such as the reason given for a manual action.
-
-    Returns:
-        The new event, added to the session.
     """
     session.flush()
-    head = session.execute(
-        text("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-    ).one_or_none()
+    connection = session.connection()
+    head = connection.execute(_ADVANCE_HEAD).one_or_none()
     if head is None:
-        session.add(AuditHead(id=1, seq=1, hash=GENESIS))
-        session.flush()
+        connection.execute(_FIRST_HEAD)
         seq, prev_hash = 1, GENESIS
     else:
         seq, prev_hash = int(head[0]), str(head[1])
-    event = AuditEvent(
-        seq=seq,
-        at=at,
-        actor=actor,
-        action=action,
-        entity_type=type(row).__tablename__,
-        entity_id=_entity_id(row),
-        before=before,
-        after=None if deleted else snapshot(row),
-        note=note,
-        prev_hash=prev_hash,
-    )
-    event.hash = _event_hash(prev_hash, event)
-    session.add(event)
-    session.execute(text("UPDATE audit_head SET hash = :hash WHERE id = 1"), {"hash": event.hash})
-    return event
+    event: dict[str, Any] = {
+        "seq": seq,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "entity_type": type(row).__tablename__,
+        "entity_id": _entity_id(row),
+        "before": before,
+        "after": None if deleted else snapshot(row),
+        "note": note,
+        "prev_hash": prev_hash,
+    }
+    event["hash"] = _event_hash(prev_hash, event)
+    connection.execute(_INSERT_EVENT, event)
+    connection.execute(_SET_HEAD_HASH, {"hash": event["hash"]})
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,7 @@ class VirtualIpc:
                 yield from self._deployment()
                 continue
             self.wake.reset()
-            yield Until(self.wake, _on_the_hour(self.loop.now + self.idle))
+            yield Until(self.wake, _at_midnight(self.loop.now + self.idle))
             if not self.offline:
                 self.heartbeat(self.version)
 
@@ -409,9 +409,10 @@ REMOTE_STEPS = {"diagnose": "diagnose", "fallback": "switch_network"}
 _BUDGET = {"backup": 10, "install": 15, "network": 10, "register": 5, "function_test": 15}
 
 
-def _on_the_hour(moment: datetime) -> datetime:
-    """Idle reports fall on the hour, so the IPCs waiting together share one clock move."""
-    return moment.replace(minute=0, second=0, microsecond=0)
+def _at_midnight(moment: datetime) -> datetime:
+    """Idle reports fall at midnight UTC (the manager's morning round in Taipei), so every
+    waiting IPC and the manager share one clock move a day, however large the fleet."""
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _moment(text: str | None) -> datetime | None:

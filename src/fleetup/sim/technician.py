@@ -37,8 +37,13 @@ from fleetup.sim.walk import Instance, read, start, walk
 # Minutes per manual node, around chart 3's budgets where it gives one.
 MANUAL_MINUTES = {"Q": 10.0, "S": 3.0, "T": 4.0, "U": 2.0, "G": 25.0, "H": 10.0, "R": 20.0}
 PROBLEM_TYPES = {"network": "network", "hardware": "hardware", "user": "user"}
-# The agent is started this long before the visit (or at once when the visit is sooner).
+# The agent is started at least this long before the visit (at once when the visit is sooner).
 AGENT_LEAD = timedelta(days=1, hours=12)
+
+
+def _midnight_before(moment: datetime) -> datetime:
+    """Agents are started at midnight UTC, so the IPCs enrolling that day share a clock move."""
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 @cache
@@ -125,7 +130,7 @@ class Technician:
             starts,
             ends,
             int(row["instance_id"]),
-            self.ipc_for(serial, max(self.loop.now, starts - AGENT_LEAD)),
+            self.ipc_for(serial, max(self.loop.now, _midnight_before(starts - AGENT_LEAD))),
             self.luck_of(serial),
             self.existing(serial),
         )
