@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 from fleetup.api.access import public
 from fleetup.api.app import create_app
 from fleetup.api.deps import Server
-from fleetup.api.idempotency import install
 from fleetup.core.context import Ctx
 from fleetup.core.idempotency import IdempotentRequest
 from fleetup.core.security import Role
@@ -39,7 +38,6 @@ def keyed_app(server_parts: Server) -> FastAPI:
         raise RuntimeError("the route broke after its commit")
 
     app.add_api_route("/test/fails", subscribe_then_fail, methods=["POST"], dependencies=[public()])
-    install(app, server_parts)
     return app
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from fleetup import __version__, web
-from fleetup.api import device, problems
+from fleetup.api import device, idempotency, problems
 from fleetup.api.access import GuardedRoute, open_to_all
 from fleetup.api.deps import Server
 from fleetup.api.device.fast_poll import PollFastPath
@@ -60,4 +60,5 @@ def create_app(parts: Server) -> FastAPI:
 
     web.mount(app)
     app.add_middleware(PollFastPath, parts=parts)
+    idempotency.install(app, parts)  # a client's Idempotency-Key is honoured everywhere
     return app

@@ -34,7 +34,13 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 def install(app: FastAPI, parts: Server) -> None:
-    """Honour ``Idempotency-Key`` on ``app``: its sessions join a keyed request's transaction."""
+    """Honour ``Idempotency-Key`` on ``app``: its sessions join a keyed request's transaction.
+
+    ``create_app`` does this for every app; a second call changes nothing.
+    """
+    if getattr(app.state, "idempotent_requests", False):
+        return
+    app.state.idempotent_requests = True
     if not isinstance(parts.sessions, idempotency.ReplayableSessions):
         parts.sessions = idempotency.replayable(parts.sessions)
     app.add_middleware(IdempotentRequests, parts=parts)

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 import typer
 import uvicorn
 
-from fleetup.api import idempotency
 from fleetup.api.app import build_server, create_app
 from fleetup.api.deps import Server
 from fleetup.cli.common import console, settings
@@ -84,7 +83,6 @@ def register(app: typer.Typer) -> None:
         if clock is not None:
             console.print(f"Simulated time: {clock.now():%Y-%m-%dT%H:%M:%SZ}")
         web_app = create_app(parts)
-        idempotency.install(web_app, parts)
         # On simulated time the clock route runs the jobs, each time the clock moves.
         worker = None if no_worker or clock else start_thread(parts, JOBS)
         try:

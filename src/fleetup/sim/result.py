@@ -118,12 +118,22 @@ class Api:
         client: where the server is (over the network or in-process).
         result: the run's counts.
         patience: how long one call keeps trying before the error is raised.
+        keyed: send an ``Idempotency-Key`` with each change; an in-process server cannot
+            restart under the simulator, so it needs none.
     """
 
-    def __init__(self, client: httpx.Client, result: SimResult, *, patience: float = 60.0) -> None:
+    def __init__(
+        self,
+        client: httpx.Client,
+        result: SimResult,
+        *,
+        patience: float = 60.0,
+        keyed: bool = True,
+    ) -> None:
         self.client = client
         self.result = result
         self.patience = patience
+        self.keyed = keyed
 
     def call(
         self,
@@ -142,7 +152,7 @@ class Api:
         sent = dict(headers or {})
         if token:
             sent["Authorization"] = f"Bearer {token}"
-        if replayable and method not in SAFE:
+        if self.keyed and replayable and method not in SAFE:
             sent["Idempotency-Key"] = uuid.uuid4().hex
         self.result.requests += 1
         began = time.perf_counter()

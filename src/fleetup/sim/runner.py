@@ -18,7 +18,6 @@ and IPCs act on it. The final counts are the server's.
 from __future__ import annotations
 
 import random
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,7 +34,7 @@ from fleetup.core.clock import ManualClock
 from fleetup.core.config import Settings
 from fleetup.core.context import Ctx
 from fleetup.notify.inbox import SimulatedInbox
-from fleetup.sim.customer import NOTICE_LINK, Customers
+from fleetup.sim.customer import Customers
 from fleetup.sim.faults import FaultRates, Luck, draw
 from fleetup.sim.faults import profile as named_profile
 from fleetup.sim.fleet import SAMPLE_SIZE, MachineInfo, Prepared, prepare
@@ -165,7 +164,6 @@ class Fleet:
             api, loop, self.result, prepared.on_call_token, random.Random(f"{options.seed}:oc"), end
         )
         self.technicians: dict[str, Technician] = {}
-        self.notice_links: dict[str, str] = {}
 
     def luck_of(self, serial: str) -> Luck:
         found = self.luck.get(serial)
@@ -256,23 +254,7 @@ class Fleet:
             elif url.startswith(f"{INBOX}/on-call"):
                 self.on_call.paged.fire()  # the on-call looks at every open incident
             elif url.startswith(MAIL):
-                self.customers.receive(self._same_notice_links(message["body"]))
-
-    def _same_notice_links(self, body: str) -> str:
-        """``body`` with each visit's notice link as the customer first received it.
-
-        A link carries the wall-clock second it was signed in, so a reminder's link for a
-        visit may or may not equal the notice's, depending on how fast the run goes. The
-        customer knows the visit either way: a reminder they already have the notice of
-        must not make them answer twice, or a seeded run would not repeat itself.
-        """
-
-        def first_of(found: re.Match[str]) -> str:
-            token = found.group(1)
-            visit = token.split(".", 1)[0]
-            return "/n/" + self.notice_links.setdefault(visit, token)
-
-        return NOTICE_LINK.sub(first_of, body)
+                self.customers.receive(message["body"])
 
     def close(self) -> None:
         """The server's final counts per wave, incidents, and the shutdown gate."""
@@ -337,7 +319,7 @@ def run(
             load_inventory=options.load_inventory,
         )
         ctx.session.commit()
-        api = Api(client, result)
+        api = Api(client, result, keyed=url is not None)
 
         fleet: list[Fleet] = []
         # The inbox position of the last answer received: a move whose answer was lost (the
