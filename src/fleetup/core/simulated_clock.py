@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, select
+from sqlalchemy import String, bindparam, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from fleetup.core.db import Base, UTCDateTime, transaction
@@ -29,13 +29,21 @@ class SimulatedMoment(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+_MOVE = (
+    update(SimulatedMoment)
+    .where(SimulatedMoment.name == bindparam("moment_name"))
+    .values(at=bindparam("moment_at"))
+)
+_FIRST = insert(SimulatedMoment).values(name=bindparam("moment_name"), at=bindparam("moment_at"))
+
+
 def _save(sessions: sessionmaker[Session], name: str, at: datetime) -> None:
+    """One statement, in its own transaction: every clock move stores a handful of these."""
+    values = {"moment_name": name, "moment_at": at}
     with transaction(sessions) as session:
-        row = session.get(SimulatedMoment, name)
-        if row is None:
-            session.add(SimulatedMoment(name=name, at=at))
-        else:
-            row.at = at
+        connection = session.connection()
+        if connection.execute(_MOVE, values).rowcount == 0:
+            connection.execute(_FIRST, values)
 
 
 def stored_now(session: Session) -> datetime | None:
