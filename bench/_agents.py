@@ -62,6 +62,7 @@ class Tally:
     errors: int = 0
     samples: list[str] = field(default_factory=list)
     poll_latency_s: list[float] = field(default_factory=list)
+    poll_sent_at: list[float] = field(default_factory=list)  # seconds since the run began
     lateness_s: list[float] = field(default_factory=list)
     steps_sent: int = 0
     upgrades_finished: int = 0
@@ -99,8 +100,10 @@ class Agent:
             (step, status) for step in STEPS for status in ("started", "succeeded")
         ]
         self.cycles = 0
+        self.started = 0.0
 
     async def run(self, start: float, end: float, rng: random.Random) -> None:
+        self.started = start
         next_poll = start + rng.uniform(0, self.spec.poll_s)
         next_beat = start + rng.uniform(0, self.spec.heartbeat_s)
         next_step = float("inf")
@@ -148,6 +151,7 @@ class Agent:
             headers["If-None-Match"] = self.etag
         reply = await self._send(connection, Request("GET", "/device/v1/actions/next", headers))
         self.tally.poll_latency_s.append(time.monotonic() - opened)
+        self.tally.poll_sent_at.append(opened - self.started)
         if not self.tally.answer("poll", reply.status, (200, 304), reply.body):
             return
         if reply.status == 200:
@@ -203,6 +207,23 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+def _windows(tally: Tally, width_s: float) -> list[dict[str, float]]:
+    """Poll latency per window of ``width_s`` seconds: the first poll interval, when every
+    agent's first poll gets a full answer, reads apart from the steady state after it."""
+    by_window: dict[int, list[float]] = {}
+    for sent_at, latency in zip(tally.poll_sent_at, tally.poll_latency_s, strict=True):
+        by_window.setdefault(int(sent_at // width_s), []).append(latency)
+    return [
+        {
+            "from_s": index * width_s,
+            "polls": len(values),
+            "p50_s": _percentile(values, 0.50),
+            "p99_s": _percentile(values, 0.99),
+        }
+        for index, values in sorted(by_window.items())
+    ]
+
+
 async def simulate(spec: Spec) -> dict[str, Any]:
     """Run every agent until ``duration_s`` has passed; returns the tally as plain data."""
     tally = Tally()
@@ -222,6 +243,7 @@ async def simulate(spec: Spec) -> dict[str, Any]:
         "poll_p50_s": _percentile(latency, 0.50),
         "poll_p99_s": _percentile(latency, 0.99),
         "poll_max_s": max(latency, default=0.0),
+        "poll_windows": _windows(tally, spec.poll_s),
         "late_p99_s": _percentile(tally.lateness_s, 0.99),
         "late_max_s": max(tally.lateness_s, default=0.0),
         "steps_sent": tally.steps_sent,
