@@ -46,12 +46,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from bench._fleet import free_port
 from bench._load import (
     SECRET,
     Login,
     Processes,
     enroll_fleet,
-    free_port,
     machine_cpu,
     postgres_database,
 )

@@ -23,7 +23,8 @@ from typing import Any
 
 import httpx
 
-from bench._load import SECRET, Processes, enroll_fleet, free_port
+from bench._fleet import free_port
+from bench._load import SECRET, Processes, enroll_fleet
 from bench._report import Figure, emit
 from fleetup.core.config import Settings
 

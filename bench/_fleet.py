@@ -30,6 +30,7 @@ MB = 1 << 20
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -44,8 +45,10 @@ def wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 30) -
                 return
         except httpx.TransportError:
             pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not come up")
+        if process.poll() is not None:
+            raise RuntimeError(f"the process for {url} exited with {process.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not come up within {seconds:.0f} s")
         time.sleep(0.1)
 
 

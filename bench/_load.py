@@ -12,18 +12,16 @@ PostgreSQL database exists and is empty.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-import httpx
 import psycopg
 from sqlalchemy import make_url, select, text
 
+from bench._fleet import wait_http
 from fleetup.core import migrate
 from fleetup.core.clock import SystemClock
 from fleetup.core.config import Settings
@@ -115,29 +113,6 @@ def postgres_database(url: str) -> str:
     return url
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
-    """Wait until ``url`` answers 200; fail when ``process`` exits or time runs out."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None:
-            raise RuntimeError(f"the process for {url} exited with {process.returncode}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not come up within {seconds:.0f} s")
-        time.sleep(0.1)
-
-
 def environment(settings: Settings) -> dict[str, str]:
     """The ``FLEETUP_*`` environment that makes a child process use ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETUP_")}
@@ -207,7 +182,7 @@ class Processes:
             *extra,
             env={"FLEETUP_BASE_URL": url},
         )
-        wait_http(f"{url}/healthz", process)
+        wait_http(f"{url}/healthz", process, seconds=60)
         return url
 
     def cpu_seconds(self, process: subprocess.Popen[bytes]) -> float | None:

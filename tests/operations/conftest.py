@@ -9,14 +9,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from ops_helpers import Fleet, Ipc
+from ops_helpers import Fleet, Ipc, enroll
 
 from fleetup.api.deps import Server
 from fleetup.core.clock import ManualClock
 from fleetup.core.config import Settings
 from fleetup.core.context import Ctx
 from fleetup.core.security import Role
-from fleetup.devices import service as devices
 from fleetup.fleet import service as fleet
 from fleetup.fleet.schemas import ContactIn, CustomerIn, MachineIn, SiteIn
 from support import Account
@@ -49,15 +48,7 @@ def ops_fleet(
     ipcs: dict[str, Ipc] = {}
     for serials in SITES.values():
         for serial in serials:
-            token = devices.create_enrollment_token(ctx, serial=serial)
-            ctx.session.commit()
-            answer = client.post(
-                "/device/v1/enroll",
-                json={"enrollment_token": token, "serial": serial, "hardware": {"os": "linux"}},
-            )
-            assert answer.status_code == 200, answer.text
-            body = answer.json()
-            ipcs[serial] = Ipc(serial, body["device_id"], body["credential"])
+            ipcs[serial] = enroll(ctx, client, serial)
     people = {
         "on_call": make_account(Role.on_call, "oncall-amy"),
         "second": make_account(Role.on_call, "oncall-ben"),

@@ -8,6 +8,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from fleetup.core.clock import ManualClock
+from fleetup.core.context import Ctx
+from fleetup.devices import service as devices
 from support import Account
 
 
@@ -90,3 +92,16 @@ def verified_backup(sessions: Any, clock: ManualClock, serial: str) -> None:
             )
         )
         session.commit()
+
+
+def enroll(ctx: Ctx, client: TestClient, serial: str) -> Ipc:
+    """The machine's IPC, enrolled through the device API with a fresh one-time token."""
+    token = devices.create_enrollment_token(ctx, serial=serial)
+    ctx.session.commit()
+    answer = client.post(
+        "/device/v1/enroll",
+        json={"enrollment_token": token, "serial": serial, "hardware": {"os": "linux"}},
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    return Ipc(serial, body["device_id"], body["credential"])

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from ops_helpers import Ipc
+from ops_helpers import Ipc, enroll
 from sqlalchemy import select
 
 from fleetup.api.deps import Server
@@ -27,7 +27,6 @@ from fleetup.core.clock import ManualClock
 from fleetup.core.config import Settings
 from fleetup.core.context import Ctx
 from fleetup.core.security import Role
-from fleetup.devices import service as devices
 from fleetup.devices.models import DeviceAction
 from fleetup.fleet import service as fleet
 from fleetup.fleet.models import Machine
@@ -78,15 +77,7 @@ def ipcs(ctx: Ctx, client: TestClient) -> dict[str, Ipc]:
     ctx.session.commit()
     enrolled: dict[str, Ipc] = {}
     for serial in SERIALS:
-        token = devices.create_enrollment_token(ctx, serial=serial)
-        ctx.session.commit()
-        answer = client.post(
-            "/device/v1/enroll",
-            json={"enrollment_token": token, "serial": serial, "hardware": {"os": "linux"}},
-        )
-        assert answer.status_code == 200, answer.text
-        body = answer.json()
-        enrolled[serial] = Ipc(serial, body["device_id"], body["credential"])
+        enrolled[serial] = enroll(ctx, client, serial)
     return enrolled
 
 
