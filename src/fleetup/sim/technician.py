@@ -142,9 +142,13 @@ class Technician:
                 yield Until(self.queued, self.end)
                 continue
             self.queue.sort(key=lambda v: (v.start, v.serial))
-            visit = self.queue.pop(0)
+            visit = self.queue[0]
             if self.loop.now < visit.start:
-                yield visit.start
+                # A visit booked while they wait may come first: look at the plan again.
+                self.queued.reset()
+                yield Until(self.queued, visit.start)
+                continue
+            self.queue.pop(0)
             if self.loop.now >= visit.end + timedelta(hours=2):
                 continue  # the day ran long; the campaign books this machine again
             yield from self._visit_machine(visit)
