@@ -8,11 +8,13 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from fleetup.api.deps import Server
 from fleetup.core.clock import ManualClock
+from fleetup.notify import delivery
+from fleetup.notify.models import QUEUED, Notification
 from fleetup.worker import Job, Scheduler, run_until
 from fleetup.worker.jobs import JOBS
 
@@ -97,3 +99,63 @@ def test_fleetup_worker_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def _queue_notification(parts: Server, at: datetime) -> None:
+    with parts.sessions() as session:
+        session.add(
+            Notification(
+                template="test",
+                key=f"test-{at.isoformat()}",
+                recipient="role:manager",
+                language="en",
+                channel="webhook",
+                subject="subject",
+                body="body",
+                status=QUEUED,
+                created_at=at,
+                next_attempt_at=at,
+            )
+        )
+        session.commit()
+
+
+def _deliveries(ran: list[str]) -> Job:
+    def deliver(parts: Server) -> int:
+        ran.append("deliver")
+        return 0
+
+    return Job("deliver", timedelta(0), deliver, pending=delivery.deliveries_pending)
+
+
+def test_a_job_with_nothing_pending_is_skipped_until_something_is(
+    server_parts: Server, clock: ManualClock
+) -> None:
+    ran: list[str] = []
+    scheduler = Scheduler([_deliveries(ran)])
+    assert scheduler.run_due(server_parts) == {}
+    assert ran == []
+    assert scheduler.last_run["deliver"] == clock.now()  # an idle job counts as run
+
+    _queue_notification(server_parts, clock.now() + timedelta(minutes=5))
+    clock.advance(timedelta(minutes=1))
+    assert scheduler.run_due(server_parts) == {}  # queued, but not due yet
+
+    clock.advance(timedelta(minutes=4))
+    assert scheduler.run_due(server_parts) == {"deliver": 0}
+    assert ran == ["deliver"]
+
+
+def test_work_a_job_leaves_for_a_later_one_is_done_in_the_same_tick(
+    server_parts: Server, clock: ManualClock
+) -> None:
+    ran: list[str] = []
+
+    def queue(parts: Server) -> int:
+        ran.append("queue")
+        _queue_notification(parts, clock.now())
+        return 1
+
+    scheduler = Scheduler([Job("queue", timedelta(hours=1), queue), _deliveries(ran)])
+    assert scheduler.run_due(server_parts) == {"queue": 1, "deliver": 0}
+    assert ran == ["queue", "deliver"]

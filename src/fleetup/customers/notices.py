@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from fleetup.core.audit import snapshot
@@ -181,14 +181,29 @@ def _finish_step_a(ctx: Ctx, library: SopLibrary, machine: Machine, text: str) -
     )
 
 
+def _notice_due(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
+    return and_(SiteVisit.status == "planned", SiteVisit.notice_due_at <= now)
+
+
+def _reminder_due(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
+    return and_(
+        SiteVisit.status == "notified",
+        SiteVisit.reminder_sent_at.is_(None),
+        SiteVisit.reminder_due_at <= now,
+    )
+
+
+def due_pending(now: ColumnElement[datetime]) -> ColumnElement[bool]:
+    """True when a notice or a reminder is due at ``now`` (``send_due`` has work)."""
+    return select(SiteVisit.id).where(or_(_notice_due(now), _reminder_due(now))).exists()
+
+
 def send_due(ctx: Ctx, *, signer: Signer, base_url: str, library: SopLibrary) -> int:
     """Send every notice and reminder whose time has come; how many were sent."""
     now = ctx.now()
     sent = 0
     due = ctx.session.scalars(
-        select(SiteVisit)
-        .where(SiteVisit.status == "planned", SiteVisit.notice_due_at <= now)
-        .order_by(SiteVisit.id)
+        select(SiteVisit).where(_notice_due(now)).order_by(SiteVisit.id)
     ).all()
     for visit in due:
         machine = ctx.session.get_one(Machine, visit.machine_id)
@@ -210,13 +225,7 @@ def send_due(ctx: Ctx, *, signer: Signer, base_url: str, library: SopLibrary) ->
         _finish_step_a(ctx, library, machine, f"notice {visit.id} sent for {visit.visit_start}")
         sent += 1
     reminders = ctx.session.scalars(
-        select(SiteVisit)
-        .where(
-            SiteVisit.status == "notified",
-            SiteVisit.reminder_sent_at.is_(None),
-            SiteVisit.reminder_due_at <= now,
-        )
-        .order_by(SiteVisit.id)
+        select(SiteVisit).where(_reminder_due(now)).order_by(SiteVisit.id)
     ).all()
     for visit in reminders:
         machine = ctx.session.get_one(Machine, visit.machine_id)

@@ -57,6 +57,16 @@ def open_due_surveys(parts: Server) -> int:
 
 
 JOBS = [
-    Job("customers.send_due_notices", timedelta(minutes=1), send_due_notices),
-    Job("customers.open_due_surveys", timedelta(minutes=5), open_due_surveys),
+    Job(
+        "customers.send_due_notices",
+        timedelta(minutes=1),
+        send_due_notices,
+        pending=notices.due_pending,
+    ),
+    Job(
+        "customers.open_due_surveys",
+        timedelta(minutes=5),
+        open_due_surveys,
+        pending=surveys.surveys_pending,
+    ),
 ]

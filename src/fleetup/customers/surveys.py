@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session, aliased
 
 from fleetup.core.audit import snapshot
@@ -323,22 +323,30 @@ def machine_of(session: Session, survey: Survey) -> Machine:
     return session.get_one(Machine, survey.machine_id)
 
 
-def completed_without_survey(session: Session) -> list[str]:
-    """Serials whose upgrade completed and whose satisfaction loop has not started."""
+def _upgrade_without_survey() -> ColumnElement[bool]:
+    """An upgrade (``SopInstance``) that completed on a machine with no satisfaction loop."""
     survey = aliased(SopInstance)
     started = (
         select(survey.id)
         .where(survey.chart_id == SURVEY_CHART, survey.machine_id == SopInstance.machine_id)
         .exists()
     )
+    return and_(
+        SopInstance.chart_id == UPGRADE_CHART,
+        SopInstance.status == "completed",
+        SopInstance.machine_id.is_not(None),
+        ~started,
+    )
+
+
+def surveys_pending(now: ColumnElement[datetime]) -> ColumnElement[bool]:
+    """True when an upgrade completed without a survey (``open_due_surveys`` has work)."""
+    return select(SopInstance.id).where(_upgrade_without_survey()).exists()
+
+
+def completed_without_survey(session: Session) -> list[str]:
+    """Serials whose upgrade completed and whose satisfaction loop has not started."""
     refs = session.scalars(
-        select(SopInstance.subject_ref)
-        .where(
-            SopInstance.chart_id == UPGRADE_CHART,
-            SopInstance.status == "completed",
-            SopInstance.machine_id.is_not(None),
-            ~started,
-        )
-        .order_by(SopInstance.id)
+        select(SopInstance.subject_ref).where(_upgrade_without_survey()).order_by(SopInstance.id)
     )
     return list(dict.fromkeys(refs))

@@ -11,10 +11,10 @@ out, so a message is delivered at least once and, short of such a crash, exactly
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 
 from fleetup.core.config import Settings
 from fleetup.core.db import transaction
@@ -56,6 +56,20 @@ def backoff(settings: Settings, attempts: int) -> timedelta:
     """The wait after the ``attempts``-th failed attempt: base, 2x base, 4x base ... capped."""
     seconds = settings.notify_retry_base_s * 2 ** max(attempts - 1, 0)
     return timedelta(seconds=min(seconds, settings.notify_retry_max_s))
+
+
+def deliveries_pending(now: ColumnElement[datetime]) -> ColumnElement[bool]:
+    """True when a notification is due at ``now`` (``deliver_due`` has work)."""
+    return (
+        select(Notification.id)
+        .where(Notification.status == QUEUED, Notification.next_attempt_at <= now)
+        .exists()
+    )
+
+
+def wakeups_pending(now: ColumnElement[datetime]) -> ColumnElement[bool]:
+    """True when a wake-up waits to be published (``publish_wakeups`` has work)."""
+    return select(DeviceWakeup.id).exists()
 
 
 def claim(parts: Server, *, limit: int = BATCH) -> list[int]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
 from fleetup.core.audit import snapshot
@@ -360,17 +360,26 @@ def finish_task(ctx: Ctx, *, task_id: int) -> ReviewTask:
     return task
 
 
+def _escalation_due(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
+    return and_(
+        Incident.acknowledged_at.is_(None),
+        Incident.state != "closed",
+        Incident.next_escalation_at.is_not(None),
+        Incident.next_escalation_at <= now,
+    )
+
+
+def escalation_pending(now: ColumnElement[datetime]) -> ColumnElement[bool]:
+    """True when an incident is due to escalate at ``now`` (``escalate_due`` has work)."""
+    return select(Incident.id).where(_escalation_due(now)).exists()
+
+
 def escalate_due(ctx: Ctx, escalation: Escalation) -> int:
     """Escalate every unacknowledged incident whose promise ran out; returns how many."""
     now = ctx.now()
     due = ctx.session.scalars(
         select(Incident)
-        .where(
-            Incident.acknowledged_at.is_(None),
-            Incident.state != "closed",
-            Incident.next_escalation_at.is_not(None),
-            Incident.next_escalation_at <= now,
-        )
+        .where(_escalation_due(now))
         .order_by(Incident.id)
         .with_for_update(skip_locked=True)
     ).all()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from fleetup.core.audit import snapshot
@@ -252,6 +252,11 @@ def _set_status(ctx: Ctx, problem: Problem, status: str) -> None:
     if status == "closed":
         problem.closed_at = ctx.now()
     ctx.audit(status, problem, before)
+
+
+def follow_pending() -> ColumnElement[bool]:
+    """True when a step waits on its device action (``follow`` may have work)."""
+    return select(ProblemStep.id).where(ProblemStep.status == "requested").exists()
 
 
 def follow(ctx: Ctx, library: SopLibrary) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from fleetup.core.audit import snapshot
 from fleetup.core.context import Ctx
@@ -179,12 +179,19 @@ def begin(ctx: Ctx, library: SopLibrary, *, incident_id: int, pause_after: int) 
     return incident
 
 
+def _restoring() -> ColumnElement[bool]:
+    return (Incident.kind == "data") & (Incident.state == "fixing")
+
+
+def follow_pending() -> ColumnElement[bool]:
+    """True when a data incident is being fixed (``follow`` may have work)."""
+    return select(Incident.id).where(_restoring()).exists()
+
+
 def follow(ctx: Ctx, library: SopLibrary) -> int:
     """Finish M and N of every data incident whose restore succeeded; returns how many."""
     handled = 0
-    waiting = ctx.session.scalars(
-        select(Incident).where(Incident.kind == "data", Incident.state == "fixing")
-    ).all()
+    waiting = ctx.session.scalars(select(Incident).where(_restoring())).all()
     for incident in waiting:
         if not done(ctx, incident, "L") or done(ctx, incident, "M"):
             continue

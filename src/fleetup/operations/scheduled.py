@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Text, cast, func, or_, select
+from sqlalchemy import ColumnElement, Text, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from fleetup.core.audit import snapshot
@@ -252,6 +252,10 @@ def escalate(parts: Server) -> int:
     return handled
 
 
+def follow_pending(now: ColumnElement[datetime]) -> ColumnElement[bool]:
+    return or_(problems.follow_pending(), runbook.follow_pending())
+
+
 def follow(parts: Server) -> int:
     with parts.sessions() as session:
         ctx = Ctx(session=session, actor="system:operations", clock=parts.clock)
@@ -262,6 +266,11 @@ def follow(parts: Server) -> int:
 
 JOBS = [
     Job("operations.watch", WATCH_LOOK, watch_when_due),
-    Job("operations.escalate", ESCALATE_EVERY, escalate),
-    Job("operations.follow", FOLLOW_EVERY, follow),
+    Job(
+        "operations.escalate",
+        ESCALATE_EVERY,
+        escalate,
+        pending=incidents.escalation_pending,
+    ),
+    Job("operations.follow", FOLLOW_EVERY, follow, pending=follow_pending),
 ]

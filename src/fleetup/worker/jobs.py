@@ -12,8 +12,18 @@ from fleetup.worker import Job
 
 JOBS: list[Job] = [
     Job("campaigns.check_gates", campaigns.EVERY, campaigns.check_gates),
-    Job("notify.publish_wakeups", timedelta(seconds=1), delivery.publish_wakeups),
-    Job("notify.deliver_due", timedelta(seconds=2), delivery.deliver_due),
+    Job(
+        "notify.publish_wakeups",
+        timedelta(seconds=1),
+        delivery.publish_wakeups,
+        pending=delivery.wakeups_pending,
+    ),
+    Job(
+        "notify.deliver_due",
+        timedelta(seconds=2),
+        delivery.deliver_due,
+        pending=delivery.deliveries_pending,
+    ),
     *operations.JOBS,
     *customers.JOBS,
 ]

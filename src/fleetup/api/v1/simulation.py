@@ -32,7 +32,7 @@ from fleetup.core.errors import Conflict, NotFound
 from fleetup.core.security import Role
 from fleetup.notify import inbox as simulated_inbox
 from fleetup.notify.inbox import Handover, SimulatedInbox
-from fleetup.worker import Scheduler
+from fleetup.worker import Job, Scheduler
 from fleetup.worker.jobs import JOBS
 
 router = APIRouter(route_class=GuardedRoute, tags=["simulation"])
@@ -119,14 +119,18 @@ def _handover(inbox: SimulatedInbox | None, parts: Server, after: int) -> Handov
 
 
 def _run_due(scheduler: Scheduler, parts: Server) -> dict[str, int]:
-    """``Scheduler.run_due``, storing each job's run as soon as its own work is committed."""
+    """``Scheduler.run_due``, storing each job's run as soon as its own work is committed.
+
+    A job skipped as idle is not stored: a move sent again asks it again, with the same answer.
+    """
     now = parts.clock.now()
-    handled: dict[str, int] = {}
-    for job in scheduler.due(now):
-        handled[job.name] = job.run(parts)
-        scheduler.last_run[job.name] = now
+
+    def run(job: Job) -> int:
+        handled = job.run(parts)
         simulated_clock.save_job_run(parts.sessions, job.name, now)
-    return handled
+        return handled
+
+    return scheduler.each_due(parts, run)
 
 
 @router.get("/simulation/clock", response_model=ClockOut, dependencies=[admin])
