@@ -176,8 +176,7 @@ def visits_out(
         day_start=bounds[0],
         day_end=bounds[1],
     )
-    out = []
-    for visit, machine, code in rows:
-        instance = upgrades.latest_upgrade(session, machine_id=machine.id)
-        out.append(visit_out(visit, machine, code, instance.id if instance else None))
-    return out
+    latest = upgrades.latest_upgrade_ids(session, (machine.id for _, machine, _ in rows))
+    return [
+        visit_out(visit, machine, code, latest.get(machine.id)) for visit, machine, code in rows
+    ]

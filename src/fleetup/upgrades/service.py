@@ -10,11 +10,11 @@ incident, escalate) are stored with the transition for the operations side to ac
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -81,6 +81,19 @@ def latest_upgrade(session: Session, *, machine_id: int) -> SopInstance | None:
         .where(SopInstance.machine_id == machine_id, SopInstance.chart_id == UPGRADE_CHART)
         .order_by(SopInstance.id.desc())
     )
+
+
+def latest_upgrade_ids(session: Session, machine_ids: Iterable[int]) -> dict[int, int]:
+    """The id of each machine's latest chart 2 instance (machines with none are left out)."""
+    wanted = set(machine_ids)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(SopInstance.machine_id, func.max(SopInstance.id))
+        .where(SopInstance.machine_id.in_(wanted), SopInstance.chart_id == UPGRADE_CHART)
+        .group_by(SopInstance.machine_id)
+    ).all()
+    return {int(machine_id): int(latest) for machine_id, latest in rows if machine_id is not None}
 
 
 def transitions(session: Session, *, instance_id: int) -> Sequence[SopTransitionRecord]:
