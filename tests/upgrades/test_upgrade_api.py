@@ -10,12 +10,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from fleetup.api.deps import Server
 from fleetup.core import audit
+from fleetup.core.audit import AuditEvent
 from fleetup.core.clock import ManualClock
 from fleetup.core.context import Ctx
+from fleetup.core.errors import Conflict
 from fleetup.core.security import Role
 from fleetup.fleet import service as fleet
 from fleetup.fleet.schemas import CustomerIn, MachineIn, SiteIn
+from fleetup.upgrades import service as upgrades
 from fleetup.upgrades.models import SopTransitionRecord
 from support import Account
 
@@ -247,3 +251,60 @@ def test_problem_and_emergency_charts_run_as_instances_linked_to_their_subject(
     assert unknown.status_code == 404
     listed = client.get("/api/v1/sop/instances?chart=chart4&status=running", headers=oncall.headers)
     assert [i["subject_ref"] for i in listed.json()] == [machine]
+
+
+def test_events_posted_together_are_stored_once_with_a_record_each(
+    client: TestClient,
+    make_account: Callable[..., Account],
+    machine: str,
+    ctx: Ctx,
+    server_parts: Server,
+) -> None:
+    tech = make_account(Role.technician)
+    instance = client.post(f"/api/v1/machines/{machine}/upgrades", headers=tech.headers).json()
+    steps = upgrades.Steps(ctx, server_parts.library, instance_id=instance["id"])
+    steps.post({"type": "decision_taken", "node": "B", "outcome": "yes"})
+    steps.post({"type": "step_started", "node": "C"})
+    with pytest.raises(Conflict):
+        steps.post({"type": "step_started", "node": "J"})  # not due: refused, the rest stays
+    stored = steps.store()
+    ctx.session.commit()
+
+    assert stored.current_node == "C" and stored.transitions == 2
+    records = ctx.session.scalars(
+        select(SopTransitionRecord)
+        .where(SopTransitionRecord.instance_id == instance["id"])
+        .order_by(SopTransitionRecord.seq)
+    ).all()
+    assert [(r.seq, r.from_node, r.to_node) for r in records] == [(1, "B", "C"), (2, "C", "C")]
+    trail = ctx.session.scalars(
+        select(AuditEvent.action)
+        .where(AuditEvent.entity_type == "sop_instances")
+        .order_by(AuditEvent.seq)
+    ).all()
+    assert trail[-1] == "events" and trail.count("events") == 1
+    assert audit.verify(ctx.session) == []
+
+    read = client.get(f"/api/v1/sop/instances/{instance['id']}", headers=tech.headers).json()
+    assert [h["type"] for h in read["history"]] == ["decision_taken", "step_started"]
+
+
+def test_an_answer_without_history_keeps_the_steps_and_what_is_due(
+    client: TestClient, make_account: Callable[..., Account], machine: str
+) -> None:
+    tech = make_account(Role.technician)
+    instance = client.post(f"/api/v1/machines/{machine}/upgrades", headers=tech.headers).json()
+    url = f"/api/v1/sop/instances/{instance['id']}"
+    decided = {"type": "decision_taken", "node": "B", "outcome": "yes"}
+    short = client.post(f"{url}/events?history=false", json=decided, headers=tech.headers)
+    assert short.status_code == 200, short.text
+    full = client.get(url, headers=tech.headers).json()
+    lean = client.get(f"{url}?history=false", headers=tech.headers).json()
+
+    assert short.json()["instance"]["history"] == [] and lean["history"] == []
+    assert [h["type"] for h in full["history"]] == ["decision_taken"]
+    assert {k: v for k, v in full.items() if k != "history"} == {
+        k: v for k, v in lean.items() if k != "history"
+    }
+    assert short.json()["instance"]["due"] == full["due"]
+    assert short.json()["instance"]["steps"] == full["steps"]

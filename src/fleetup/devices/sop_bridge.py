@@ -100,9 +100,20 @@ class StepMapper:
         self.instance_id = instance_id
         self.customer_existing = customer_existing
         self.posted: list[str] = []
+        self._steps: upgrades.Steps | None = None
+
+    @property
+    def steps(self) -> upgrades.Steps:
+        if self._steps is None:
+            self._steps = upgrades.Steps(self.ctx, self.library, instance_id=self.instance_id)
+        return self._steps
 
     def apply(self, *, step: str, status: str, at: datetime, evidence: dict[str, Any]) -> str:
-        """Post what the report means; returns the note kept with the report."""
+        """Post what the report means; returns the note kept with the report.
+
+        The events are applied in memory and stored together at the end, those taken before
+        one the instance refused included.
+        """
         node = NODE_OF.get(step)
         if node is None:
             return f"{step} has no chart 2 node; kept as device evidence"
@@ -117,15 +128,17 @@ class StepMapper:
             posted = f"posted {', '.join(self.posted)}; " if self.posted else ""
             message = error.message if isinstance(error, Conflict | InvalidInput) else str(error)
             return f"{posted}not applied: {message}"
+        finally:
+            if self._steps is not None:
+                self._steps.store()
         return "posted " + ", ".join(self.posted) if self.posted else "nothing to post"
 
     def _post(self, event: dict[str, Any]) -> None:
-        upgrades.post_event(self.ctx, self.library, instance_id=self.instance_id, event=event)
+        self.steps.post(event)
         self.posted.append(f"{event['type']} {event['node']}")
 
     def _state(self) -> tuple[str, str, str]:
-        instance = upgrades.get(self.ctx.session, instance_id=self.instance_id)
-        state = upgrades.state_of(instance)
+        state = self.steps.state
         return state.status, state.current, state.current_run.status
 
     def _started(self, node: str, at: datetime) -> None:

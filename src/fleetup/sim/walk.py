@@ -23,7 +23,10 @@ Walk = Generator[Wait, None, Instance]
 
 def _post(api: Api, token: str, instance_id: int, event: dict[str, Any]) -> Instance | None:
     answer = api.call(
-        "POST", f"/api/v1/sop/instances/{instance_id}/events", token=token, json=event
+        "POST",
+        f"/api/v1/sop/instances/{instance_id}/events?history=false",
+        token=token,
+        json=event,
     )
     if answer.status_code != 200:
         return None
@@ -32,7 +35,8 @@ def _post(api: Api, token: str, instance_id: int, event: dict[str, Any]) -> Inst
 
 
 def read(api: Api, token: str, instance_id: int) -> Instance:
-    found: Instance = api.call("GET", f"/api/v1/sop/instances/{instance_id}", token=token).json()
+    path = f"/api/v1/sop/instances/{instance_id}?history=false"
+    found: Instance = api.call("GET", path, token=token).json()
     return found
 
 

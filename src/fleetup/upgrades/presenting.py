@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from fleetup.sop import engine
 from fleetup.sop.mermaid import instance_to_mermaid
 from fleetup.sop.model import Definition, Lang, Text
+from fleetup.sop.state import InstanceState
 from fleetup.upgrades import service
 from fleetup.upgrades.library import SopLibrary
 from fleetup.upgrades.models import SopInstance
@@ -24,11 +25,22 @@ def _node_label(definition: Definition, node_id: str, lang: Lang) -> str:
 
 
 def describe(
-    session: Session, library: SopLibrary, instance: SopInstance, lang: Lang = "en"
+    session: Session,
+    library: SopLibrary,
+    instance: SopInstance,
+    lang: Lang = "en",
+    *,
+    history: bool = True,
+    state: InstanceState | None = None,
 ) -> InstanceOut:
-    """The instance with its steps, what is due and its history, labelled in ``lang``."""
+    """The instance with its steps, what is due and its history, labelled in ``lang``.
+
+    Args:
+        history: False leaves the history out (an empty list).
+        state: the instance's state when the caller holds it already (saves reading it again).
+    """
     definition = service.definition_of(session, library, instance)
-    state = service.state_of(instance)
+    state = state or service.state_of(instance)
     steps = [
         StepOut(
             node=run.node,
@@ -62,7 +74,7 @@ def describe(
         )
         for item in engine.due(definition, state)
     ]
-    history = [
+    transitions = [
         TransitionOut(
             seq=record.seq,
             at=record.at,
@@ -73,7 +85,7 @@ def describe(
             event=record.event,
             effects=record.effects,
         )
-        for record in service.transitions(session, instance_id=instance.id)
+        for record in (service.transitions(session, instance_id=instance.id) if history else ())
     ]
     return InstanceOut(
         id=instance.id,
@@ -91,7 +103,7 @@ def describe(
         waiting=state.waiting.model_dump(mode="json") if state.waiting else None,
         steps=steps,
         due=due,
-        history=history,
+        history=transitions,
     )
 
 

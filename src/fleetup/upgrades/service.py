@@ -26,7 +26,7 @@ from fleetup.fleet.models import MachineState
 from fleetup.fleet.schemas import MachineUpdate
 from fleetup.sop import engine
 from fleetup.sop.errors import EngineError
-from fleetup.sop.events import parse_event
+from fleetup.sop.events import Event, parse_event
 from fleetup.sop.model import Definition
 from fleetup.sop.state import Effect, InstanceState
 from fleetup.upgrades.library import UPGRADE_CHART, SopLibrary
@@ -235,47 +235,95 @@ def post_event(
         Conflict: the engine refused it (wrong node, not due, waiting ...), or another
             event changed the instance meanwhile; nothing is stored.
     """
-    instance = get(ctx.session, instance_id=instance_id)
-    data = {"at": ctx.now().isoformat(), "actor": ctx.actor, **dict(event)}
-    try:
-        parsed = parse_event(data)
-    except ValidationError as error:
-        problems = [
-            FieldProblem(".".join(str(p) for p in item["loc"]) or "type", item["msg"])
-            for item in error.errors()
-        ]
-        raise InvalidInput("the event is not valid", problems) from error
-    definition = definition_of(ctx.session, library, instance)
-    try:
-        step = engine.apply(definition, state_of(instance), parsed)
-    except EngineError as error:
-        raise Conflict(str(error)) from error
-    before = snapshot(instance)
-    new_state = step.state
-    instance.state = new_state.model_dump(mode="json")
-    instance.status = new_state.status
-    instance.current_node = new_state.current
-    instance.updated_at = ctx.now()
-    instance.completed_at = new_state.completed_at
-    instance.transitions += 1
-    record = SopTransitionRecord(
-        instance_id=instance.id,
-        seq=instance.transitions,
-        at=parsed.at,
-        actor=parsed.actor,
-        event=parsed.model_dump(mode="json"),
-        from_node=new_state.history[-1].from_node,
-        to_node=new_state.current,
-        effects=[effect.model_dump(mode="json") for effect in step.effects],
-    )
-    ctx.session.add(record)
-    try:
-        ctx.audit(parsed.type, instance, before)
-    except StaleDataError as error:
-        raise Conflict("the instance changed meanwhile; read it again and retry") from error
-    ctx.audit("create", record, None)
-    _carry_out(ctx, instance, step.effects)
-    return instance, step.effects
+    steps = Steps(ctx, library, instance_id=instance_id)
+    effects = steps.post(event)
+    return steps.store(), effects
+
+
+class Steps:
+    """Events applied to one instance in memory, in order, then stored together.
+
+    A caller with several events to post at once (an agent's step report is a step's end,
+    its check and the decision after it) reads and writes the instance's state once: the
+    instance gets one write and one audit event, and each event its own transition record,
+    audited as before. ``post`` refuses an event without changing what was applied before it,
+    so the caller may store the events that were taken and report the one that was not.
+    """
+
+    def __init__(self, ctx: Ctx, library: SopLibrary, *, instance_id: int) -> None:
+        self.ctx = ctx
+        self.instance = get(ctx.session, instance_id=instance_id)
+        self.definition = definition_of(ctx.session, library, self.instance)
+        self.state = state_of(self.instance)
+        self._before = snapshot(self.instance)
+        # Each event taken: the event, the node it left, the node it led to, its effects.
+        self._taken: list[tuple[Event, str, str, tuple[Effect, ...]]] = []
+
+    def post(self, event: Mapping[str, Any]) -> tuple[Effect, ...]:
+        """Apply ``event`` (its JSON form) in memory; returns the effects it asks for.
+
+        Raises:
+            InvalidInput: the event is malformed (the problem names the field).
+            Conflict: the engine refused it; what was applied before stays applied.
+        """
+        data = {"at": self.ctx.now().isoformat(), "actor": self.ctx.actor, **dict(event)}
+        try:
+            parsed = parse_event(data)
+        except ValidationError as error:
+            problems = [
+                FieldProblem(".".join(str(p) for p in item["loc"]) or "type", item["msg"])
+                for item in error.errors()
+            ]
+            raise InvalidInput("the event is not valid", problems) from error
+        try:
+            step = engine.apply(self.definition, self.state, parsed)
+        except EngineError as error:
+            raise Conflict(str(error)) from error
+        self.state = step.state
+        left = step.state.history[-1].from_node
+        self._taken.append((parsed, left, step.state.current, step.effects))
+        return step.effects
+
+    def store(self) -> SopInstance:
+        """Write what was applied: the instance once, a transition record per event, and
+        then the effects the events asked for, in order."""
+        instance, taken = self.instance, self._taken
+        if not taken:
+            return instance
+        self._taken = []
+        state, now = self.state, self.ctx.now()
+        instance.state = state.model_dump(mode="json")
+        instance.status = state.status
+        instance.current_node = state.current
+        instance.updated_at = now
+        instance.completed_at = state.completed_at
+        records = []
+        for number, (parsed, left, reached, effects) in enumerate(taken, instance.transitions + 1):
+            records.append(
+                SopTransitionRecord(
+                    instance_id=instance.id,
+                    seq=number,
+                    at=parsed.at,
+                    actor=parsed.actor,
+                    event=parsed.model_dump(mode="json"),
+                    from_node=left,
+                    to_node=reached,
+                    effects=[effect.model_dump(mode="json") for effect in effects],
+                )
+            )
+        instance.transitions += len(taken)
+        self.ctx.session.add_all(records)
+        action = taken[0][0].type if len(taken) == 1 else "events"
+        try:
+            self.ctx.audit(action, instance, self._before)
+        except StaleDataError as error:
+            raise Conflict("the instance changed meanwhile; read it again and retry") from error
+        self._before = snapshot(instance)
+        for record in records:
+            self.ctx.audit("create", record, None)
+        for *_, effects in taken:
+            _carry_out(self.ctx, instance, effects)
+        return instance
 
 
 def _carry_out(ctx: Ctx, instance: SopInstance, effects: tuple[Effect, ...]) -> None:

@@ -117,12 +117,22 @@ def list_instances(
     ]
 
 
+# A phone that keeps its own record of what it posted needs no history in every answer.
+History = Annotated[
+    bool, Query(description="False: an empty ``history``; the steps and what is due stay.")
+]
+
+
 @router.get("/sop/instances/{instance_id}", response_model=InstanceOut, dependencies=[read])
 def get_instance(
-    instance_id: RowId, request: Request, session: Session = Depends(db), lang: Language = "en"
+    instance_id: RowId,
+    request: Request,
+    session: Session = Depends(db),
+    lang: Language = "en",
+    history: History = True,
 ) -> InstanceOut:
     instance = service.get(session, instance_id=instance_id)
-    return presenting.describe(session, server(request).library, instance, lang)
+    return presenting.describe(session, server(request).library, instance, lang, history=history)
 
 
 @router.post("/sop/instances/{instance_id}/events", response_model=EventResult, dependencies=[act])
@@ -132,15 +142,20 @@ def post_event(
     event: Annotated[dict[str, Any], Body(examples=[EVENT_EXAMPLE])],
     ctx: Ctx = Depends(write_context),
     lang: Language = "en",
+    history: History = True,
 ) -> EventResult:
     """Apply one event: ``step_started``, ``step_finished``, ``check_passed``,
     ``check_failed``, ``decision_taken`` or ``resumed``. ``at`` defaults to now and
     ``actor`` to the caller."""
     library = server(request).library
-    instance, effects = service.post_event(ctx, library, instance_id=instance_id, event=event)
+    steps = service.Steps(ctx, library, instance_id=instance_id)
+    effects = steps.post(event)
+    instance = steps.store()
     ctx.session.commit()
     return EventResult(
-        instance=presenting.describe(ctx.session, library, instance, lang),
+        instance=presenting.describe(
+            ctx.session, library, instance, lang, history=history, state=steps.state
+        ),
         effects=[effect.model_dump(mode="json") for effect in effects],
     )
 
