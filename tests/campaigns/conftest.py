@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from fleetup.fleet.models import Machine
 from fleetup.fleet.schemas import CustomerIn, MachineIn, MaintenanceWindow, SiteIn
 from fleetup.releases import service as releases
 from fleetup.upgrades.models import SopInstance
+from fleetup.worker import Scheduler
+from fleetup.worker.jobs import JOBS
 from releases.release_helpers import make_package
 from support import Account
 
@@ -121,3 +124,12 @@ def settle(parts: Server, serial: str, outcome: str) -> None:
         else:
             action.status = "running"
         session.commit()
+
+
+@pytest.fixture
+def look() -> Callable[[Server], dict[str, int]]:
+    """The gate check as the worker runs it, at every call: skipped when neither its pending
+    condition nor an audited change says it has work, so a missed condition fails the test."""
+    job = next(job for job in JOBS if job.name == "campaigns.check_gates")
+    scheduler = Scheduler([replace(job, every=timedelta(0))])
+    return scheduler.run_due

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +12,6 @@ from sqlalchemy import select
 
 from campaigns.conftest import settle
 from fleetup.api.deps import Server
-from fleetup.campaigns.scheduled import check_gates
 from fleetup.core.clock import ManualClock
 from fleetup.devices.models import DeviceAction
 from support import Account
@@ -82,6 +82,7 @@ def test_a_wave_starts_at_its_time_with_each_deployment_inside_its_visit(
     manager: Account,
     campaign: dict[str, Any],
     server_parts: Server,
+    look: Callable[[Server], dict[str, int]],
     clock: ManualClock,
 ) -> None:
     later = clock.now() + timedelta(hours=5)
@@ -91,11 +92,11 @@ def test_a_wave_starts_at_its_time_with_each_deployment_inside_its_visit(
         json={"planned_start": later.isoformat(), "selection": {"kind": "count", "count": 6}},
     )
     client.post(_url(campaign, "/start"), headers=manager.headers)
-    check_gates(server_parts)
+    look(server_parts)
     assert _wave(client, manager, campaign, "D1")["status"] == "planned"
 
     clock.set(later)
-    check_gates(server_parts)
+    look(server_parts)
     wave = _wave(client, manager, campaign, "D1")
     assert wave["status"] == "running"
     assert wave["counts"]["scheduled"] == 6
@@ -123,19 +124,20 @@ def test_gate_opens_when_the_success_threshold_is_exactly_met(
     manager: Account,
     campaign: dict[str, Any],
     server_parts: Server,
+    look: Callable[[Server], dict[str, int]],
     clock: ManualClock,
 ) -> None:
     gate = {"success_share": 0.9, "advance": "auto", "error_count": 5}
     _start_now(client, manager, campaign, clock, size=10, gate=gate)
-    check_gates(server_parts)
+    look(server_parts)
     serials = [m["serial"] for m in _members(client, manager, campaign, "D1")]
     for serial in serials[:8]:
         settle(server_parts, serial, "succeeded")
-    check_gates(server_parts)
+    look(server_parts)
     assert _wave(client, manager, campaign, "D1")["gate_state"] == "closed"  # 80 % < 90 %
 
     settle(server_parts, serials[8], "succeeded")
-    check_gates(server_parts)
+    look(server_parts)
     wave = _wave(client, manager, campaign, "D1")
     assert wave["gate_state"] == "open"  # 90 % = 90 %
     assert wave["status"] == "running"  # one machine is still at work
@@ -148,22 +150,23 @@ def test_the_next_wave_waits_for_the_gate_and_its_own_time(
     manager: Account,
     campaign: dict[str, Any],
     server_parts: Server,
+    look: Callable[[Server], dict[str, int]],
     clock: ManualClock,
 ) -> None:
     _start_now(client, manager, campaign, clock, size=2)
-    check_gates(server_parts)
+    look(server_parts)
     client.patch(
         _url(campaign, "/waves/D2"),
         headers=manager.headers,
         json={"planned_start": clock.now().isoformat(), "selection": {"kind": "count", "count": 2}},
     )
-    check_gates(server_parts)
+    look(server_parts)
     assert _wave(client, manager, campaign, "D2")["status"] == "planned"  # D1's gate is closed
 
     for member in _members(client, manager, campaign, "D1"):
         settle(server_parts, member["serial"], "succeeded")
-    check_gates(server_parts)
-    check_gates(server_parts)
+    look(server_parts)
+    look(server_parts)
     assert _wave(client, manager, campaign, "D1")["status"] == "completed"
     assert _wave(client, manager, campaign, "D2")["status"] == "running"
     d1 = next(
@@ -179,19 +182,20 @@ def test_error_threshold_pauses_the_wave_and_holds_queued_deployments(
     manager: Account,
     campaign: dict[str, Any],
     server_parts: Server,
+    look: Callable[[Server], dict[str, int]],
     clock: ManualClock,
 ) -> None:
     gate = {"success_share": 0.95, "advance": "auto", "error_count": 2}
     _start_now(client, manager, campaign, clock, size=6, gate=gate)
-    check_gates(server_parts)
+    look(server_parts)
     serials = [m["serial"] for m in _members(client, manager, campaign, "D1")]
     settle(server_parts, serials[0], "failed")
     settle(server_parts, serials[1], "running")
-    check_gates(server_parts)
+    look(server_parts)
     assert _wave(client, manager, campaign, "D1")["status"] == "running"  # 1 < 2
 
     settle(server_parts, serials[2], "failed")
-    check_gates(server_parts)
+    look(server_parts)
     wave = _wave(client, manager, campaign, "D1")
     assert wave["status"] == "paused"
     assert "error threshold" in wave["status_reason"]
@@ -211,7 +215,7 @@ def test_error_threshold_pauses_the_wave_and_holds_queued_deployments(
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "running"
     assert answer.json()["counts"]["scheduled"] == 3
-    check_gates(server_parts)  # the two accepted failures no longer count
+    look(server_parts)  # the two accepted failures no longer count
     assert _wave(client, manager, campaign, "D1")["status"] == "running"
 
 
@@ -229,10 +233,11 @@ def test_abort_cancels_what_has_not_started(
     manager: Account,
     campaign: dict[str, Any],
     server_parts: Server,
+    look: Callable[[Server], dict[str, int]],
     clock: ManualClock,
 ) -> None:
     _start_now(client, manager, campaign, clock, size=4)
-    check_gates(server_parts)
+    look(server_parts)
     serials = [m["serial"] for m in _members(client, manager, campaign, "D1")]
     settle(server_parts, serials[0], "succeeded")
     answer = client.post(
@@ -254,17 +259,18 @@ def test_retry_deploys_again_to_the_failed_machines_only(
     manager: Account,
     campaign: dict[str, Any],
     server_parts: Server,
+    look: Callable[[Server], dict[str, int]],
     clock: ManualClock,
 ) -> None:
     gate = {"success_share": 1.0, "advance": "auto", "error_count": 10, "error_share": None}
     _start_now(client, manager, campaign, clock, size=4, gate=gate)
-    check_gates(server_parts)
+    look(server_parts)
     serials = [m["serial"] for m in _members(client, manager, campaign, "D1")]
     settle(server_parts, serials[0], "succeeded")
     settle(server_parts, serials[1], "succeeded")
     settle(server_parts, serials[2], "failed")
     settle(server_parts, serials[3], "failed")
-    check_gates(server_parts)
+    look(server_parts)
     assert _wave(client, manager, campaign, "D1")["status"] == "completed"
 
     answer = client.post(
@@ -285,11 +291,12 @@ def test_a_machine_added_later_joins_a_running_wave(
     manager: Account,
     campaign: dict[str, Any],
     server_parts: Server,
+    look: Callable[[Server], dict[str, int]],
     clock: ManualClock,
     small_fleet: list[str],
 ) -> None:
     _start_now(client, manager, campaign, clock, size=2)
-    check_gates(server_parts)
+    look(server_parts)
     taken = {m["serial"] for m in _members(client, manager, campaign, "D1")}
     newcomer = next(s for s in small_fleet if s not in taken)
     answer = client.post(
@@ -315,14 +322,15 @@ def test_a_wave_that_needs_approval_waits_for_a_manager(
     manager: Account,
     campaign: dict[str, Any],
     server_parts: Server,
+    look: Callable[[Server], dict[str, int]],
     clock: ManualClock,
 ) -> None:
     gate = {"success_share": 1.0, "advance": "approval", "error_count": 1}
     _start_now(client, manager, campaign, clock, size=1, gate=gate)
-    check_gates(server_parts)
+    look(server_parts)
     serial = _members(client, manager, campaign, "D1")[0]["serial"]
     settle(server_parts, serial, "succeeded")
-    check_gates(server_parts)
+    look(server_parts)
     assert _wave(client, manager, campaign, "D1")["gate_state"] == "awaiting_approval"
     answer = client.post(
         _url(campaign, "/waves/D1/approve"), headers=manager.headers, json={"reason": "trial ok"}
@@ -332,3 +340,35 @@ def test_a_wave_that_needs_approval_waits_for_a_manager(
         _url(campaign, "/waves/D1/approve"), headers=manager.headers, json={"reason": "again"}
     )
     assert repeat.status_code == 409
+
+
+def test_the_gate_check_is_skipped_until_a_member_moves_or_a_manager_decides(
+    client: TestClient,
+    manager: Account,
+    campaign: dict[str, Any],
+    server_parts: Server,
+    look: Callable[[Server], dict[str, int]],
+    clock: ManualClock,
+) -> None:
+    gate = {"success_share": 0.95, "advance": "auto", "error_count": 1}
+    _start_now(client, manager, campaign, clock, size=3, gate=gate)
+    assert look(server_parts) == {"campaigns.check_gates": 1}  # D1 starts
+    look(server_parts)  # its own gate event
+    assert look(server_parts) == {}  # nothing moved: skipped
+
+    serials = [m["serial"] for m in _members(client, manager, campaign, "D1")]
+    settle(server_parts, serials[0], "running")
+    assert look(server_parts) == {"campaigns.check_gates": 1}
+    assert look(server_parts) == {}
+
+    settle(server_parts, serials[1], "failed")
+    assert look(server_parts) == {"campaigns.check_gates": 1}
+    assert _wave(client, manager, campaign, "D1")["status"] == "paused"
+    look(server_parts)
+    assert look(server_parts) == {}
+
+    resumed = client.post(
+        _url(campaign, "/waves/D1/resume"), headers=manager.headers, json={"reason": "fixed"}
+    )
+    assert resumed.status_code == 200, resumed.text
+    assert look(server_parts) == {"campaigns.check_gates": 1}  # the decision is a change

@@ -149,7 +149,7 @@ def test_expired_silence_no_longer_mutes() -> None:
     }
 
 
-def test_the_watch_reads_only_silent_or_reporting_machines_and_every_sites_size(
+def test_the_watch_reads_only_silent_or_reporting_machines_and_their_sites_sizes(
     ops_fleet: Fleet, server_parts: Server, beat: Callable[..., None]
 ) -> None:
     for serial in ops_fleet.ipcs:
@@ -186,3 +186,30 @@ def test_a_site_is_down_only_when_all_its_machines_are_silent_not_all_those_read
 
     assert sites_down({"S/1": 2}) == []  # its other machine beats, so it was not read
     assert sites_down({"S/1": 1}) == ["S/1"]
+
+
+def test_a_look_at_a_healthy_fleet_stops_at_one_question(
+    ops_fleet: Fleet, server_parts: Server, beat: Callable[..., None]
+) -> None:
+    def worth_a_look() -> bool:
+        with server_parts.sessions() as session:
+            return scheduled.worth_a_look(session, silent_before=ops_fleet.clock.now() - THRESHOLD)
+
+    for serial in ops_fleet.ipcs:
+        beat(serial)
+    assert not worth_a_look()
+    assert scheduled.watch(server_parts) == 0
+
+    beat("YJ-TC1-002", health={"anomalies": [{"kind": "changed", "path": "recipes/a.db"}]})
+    assert worth_a_look()
+    beat("YJ-TC1-002")
+    assert not worth_a_look()
+
+    ops_fleet.clock.advance(THRESHOLD + timedelta(seconds=1))
+    assert worth_a_look()  # every machine is silent now
+    assert scheduled.watch(server_parts) > 0  # and the look opens their alerts
+    for serial in ops_fleet.ipcs:
+        beat(serial)
+    assert worth_a_look()  # the open alerts are still to be resolved
+    scheduled.watch(server_parts)
+    assert not worth_a_look()

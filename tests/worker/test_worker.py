@@ -13,6 +13,9 @@ from pathlib import Path
 
 from fleetup.api.deps import Server
 from fleetup.core.clock import ManualClock
+from fleetup.core.context import Ctx
+from fleetup.fleet import service as fleet
+from fleetup.fleet.schemas import CustomerIn
 from fleetup.notify import delivery
 from fleetup.notify.models import QUEUED, Notification
 from fleetup.worker import Job, Scheduler, run_until
@@ -159,3 +162,28 @@ def test_work_a_job_leaves_for_a_later_one_is_done_in_the_same_tick(
     scheduler = Scheduler([Job("queue", timedelta(hours=1), queue), _deliveries(ran)])
     assert scheduler.run_due(server_parts) == {"queue": 1, "deliver": 0}
     assert ran == ["queue", "deliver"]
+
+
+def test_a_job_watching_a_table_runs_again_only_after_an_audited_change_to_it(
+    server_parts: Server, clock: ManualClock
+) -> None:
+    ran: list[str] = []
+
+    def follow(parts: Server) -> int:
+        ran.append("follow")
+        return 0
+
+    scheduler = Scheduler([Job("follow", timedelta(0), follow, changes=("customers",))])
+    assert scheduler.run_due(server_parts) == {"follow": 0}  # never ran: it runs
+    assert scheduler.run_due(server_parts) == {}  # nothing changed since
+
+    _queue_notification(server_parts, clock.now())  # another table: still nothing to do
+    assert scheduler.run_due(server_parts) == {}
+
+    with server_parts.sessions() as session:
+        ctx = Ctx(session=session, actor="test", clock=clock)
+        fleet.create_customer(ctx, CustomerIn(code="YJ", name="永捷精機"))
+        session.commit()
+    assert scheduler.run_due(server_parts) == {"follow": 0}
+    assert scheduler.run_due(server_parts) == {}
+    assert ran == ["follow", "follow"]

@@ -176,17 +176,33 @@ def following(session: Session, *, wave_id: int, now: datetime) -> list[Followin
         select(WaveMember, DeviceAction, SopInstance.status, SopInstance.completed_at)
         .outerjoin(DeviceAction, WaveMember.action_id == DeviceAction.id)
         .outerjoin(SopInstance, WaveMember.instance_id == SopInstance.id)
-        .where(
-            WaveMember.wave_id == wave_id,
-            WaveMember.status.not_in(SETTLED),
-            or_(
-                _status_now() != WaveMember.status,
-                and_(DeviceAction.status == "queued", DeviceAction.not_after < now),
-            ),
-        )
+        .where(WaveMember.wave_id == wave_id, _moved(now))
         .order_by(WaveMember.id)
     ).all()
     return [Following(*row) for row in rows]
+
+
+def _moved(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
+    """A member (joined with its action and instance) that ``following`` returns."""
+    return and_(
+        WaveMember.status.not_in(SETTLED),
+        or_(
+            _status_now() != WaveMember.status,
+            and_(DeviceAction.status == "queued", DeviceAction.not_after < now),
+        ),
+    )
+
+
+def members_moved(now: ColumnElement[datetime], waves: ColumnElement[bool]) -> ColumnElement[bool]:
+    """True when a member of a wave matching ``waves`` has something to follow at ``now``."""
+    return (
+        select(WaveMember.id)
+        .join(Wave, WaveMember.wave_id == Wave.id)
+        .outerjoin(DeviceAction, WaveMember.action_id == DeviceAction.id)
+        .outerjoin(SopInstance, WaveMember.instance_id == SopInstance.id)
+        .where(waves, _moved(now))
+        .exists()
+    )
 
 
 def member_status(action: DeviceAction | None, instance: SopInstance | str | None) -> str:

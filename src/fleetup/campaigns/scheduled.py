@@ -12,6 +12,10 @@ if TYPE_CHECKING:
     from fleetup.api.deps import Server
 
 EVERY = timedelta(minutes=1)
+# What gives ``check_gates`` work besides ``waves.tick_pending``: a campaign started or
+# stopped, a wave edited, and every decision, retry, hold or late joiner (a gate event each).
+CHANGES = ("campaigns", "campaign_waves", "campaign_gate_events")
+PENDING = waves.tick_pending
 
 
 def check_gates(parts: Server) -> int:

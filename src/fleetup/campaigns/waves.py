@@ -18,9 +18,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from fleetup.campaigns import deployments
 from fleetup.campaigns.gates import GateRule, WaveCounts, evaluate
@@ -650,6 +651,40 @@ def pause_wave_of(ctx: Ctx, *, serial: str, reason: str) -> str | None:
         return None
     _pause(ctx, found[1], reason, actor_note="operations")
     return found[1].code
+
+
+def tick_pending(now: ColumnElement[datetime]) -> ColumnElement[bool]:
+    """True when ``tick`` may have something to do at ``now`` that no audited change says:
+    a planned wave whose start has come and whose previous wave's gate is open, or a member
+    of a running or paused wave whose action or upgrade moved, or whose install window
+    closed. (Decisions, retries and late joiners write gate events, which the job watches.)
+    """
+    previous = aliased(Wave)
+    previous_gate = (
+        select(previous.gate_state)
+        .where(previous.campaign_id == Wave.campaign_id, previous.position < Wave.position)
+        .order_by(previous.position.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    wave_due = (
+        select(Wave.id)
+        .join(Campaign, Wave.campaign_id == Campaign.id)
+        .where(
+            Campaign.status == "running",
+            Wave.status == "planned",
+            Wave.planned_start <= now,
+            or_(previous_gate.is_(None), previous_gate == "open"),
+        )
+        .exists()
+    )
+    in_running_campaign = (
+        select(Campaign.id)
+        .where(Campaign.id == Wave.campaign_id, Campaign.status == "running")
+        .exists()
+    )
+    followed = and_(Wave.status.in_(("running", "paused")), in_running_campaign)
+    return or_(wave_due, deployments.members_moved(now, followed))
 
 
 def due_for_tick(session: Session) -> list[int]:

@@ -189,15 +189,9 @@ def sign(
             "link": links.base_url + certificate_link(links.signer, acceptance),
         },
     )
-    state = upgrades.state_of(instance)
-    started = any(r.node == ACCEPTANCE_NODE and r.status == "in_progress" for r in state.runs)
-    if not started:
-        upgrades.post_event(
-            ctx,
-            library,
-            instance_id=instance.id,
-            event={"type": "step_started", "node": ACCEPTANCE_NODE},
-        )
+    steps = upgrades.Steps(ctx, library, instance_id=instance.id)
+    if not any(r.node == ACCEPTANCE_NODE and r.status == "in_progress" for r in steps.state.runs):
+        steps.post({"type": "step_started", "node": ACCEPTANCE_NODE})
     evidence = {
         "text": f"accepted by {name} ({acceptance.number})",
         "files": [
@@ -209,12 +203,8 @@ def sign(
             }
         ],
     }
-    upgrades.post_event(
-        ctx,
-        library,
-        instance_id=instance.id,
-        event={"type": "step_finished", "node": ACCEPTANCE_NODE, "evidence": evidence},
-    )
+    steps.post({"type": "step_finished", "node": ACCEPTANCE_NODE, "evidence": evidence})
+    steps.store()
     return acceptance
 
 

@@ -169,16 +169,10 @@ def _finish_step_a(ctx: Ctx, library: SopLibrary, machine: Machine, text: str) -
     instance = upgrades.active_upgrade(ctx.session, machine_id=machine.id)
     if instance is None or instance.current_node != "A":
         return
-    evidence = {"text": text}
-    upgrades.post_event(
-        ctx, library, instance_id=instance.id, event={"type": "step_started", "node": "A"}
-    )
-    upgrades.post_event(
-        ctx,
-        library,
-        instance_id=instance.id,
-        event={"type": "step_finished", "node": "A", "evidence": evidence},
-    )
+    steps = upgrades.Steps(ctx, library, instance_id=instance.id)
+    steps.post({"type": "step_started", "node": "A"})
+    steps.post({"type": "step_finished", "node": "A", "evidence": {"text": text}})
+    steps.store()
 
 
 def _notice_due(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:

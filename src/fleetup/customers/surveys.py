@@ -56,14 +56,10 @@ def current_survey(session: Session, *, instance_id: int) -> Survey | None:
     )
 
 
-def _step(
-    ctx: Ctx, library: SopLibrary, instance: SopInstance, node: str, evidence: Mapping[str, Any]
-) -> None:
-    for event in (
-        {"type": "step_started", "node": node},
-        {"type": "step_finished", "node": node, "evidence": dict(evidence)},
-    ):
-        upgrades.post_event(ctx, library, instance_id=instance.id, event=event)
+def _step(steps: upgrades.Steps, node: str, evidence: Mapping[str, Any]) -> None:
+    """Start and finish ``node``; the caller stores ``steps`` when its events are all in."""
+    steps.post({"type": "step_started", "node": node})
+    steps.post({"type": "step_finished", "node": node, "evidence": dict(evidence)})
 
 
 def _new_round(ctx: Ctx, links: Links, instance: SopInstance, machine: Machine) -> str:
@@ -178,21 +174,16 @@ def answer(
         raise InvalidInput(message, [FieldProblem("score", message)])
     if survey.status != "open":
         raise Conflict("this survey was answered already")
-    instance = upgrades.get(ctx.session, instance_id=survey.instance_id)
+    steps = upgrades.Steps(ctx, library, instance_id=survey.instance_id)
     machine = ctx.session.get_one(Machine, survey.machine_id)
     confirmed = {"text": "confirmed by the customer with the survey"}
     for node in ("B", "C"):
-        if instance.current_node == node:
-            _step(ctx, library, instance, node, confirmed)
+        if steps.state.current == node:
+            _step(steps, node, confirmed)
     text = comment.strip()[:4000]
-    _step(ctx, library, instance, "D", {"text": text, "numbers": {"score": score}})
+    _step(steps, "D", {"text": text, "numbers": {"score": score}})
     outcome = "at_least_8" if score >= GOOD_SCORE else "below_8"
-    upgrades.post_event(
-        ctx,
-        library,
-        instance_id=instance.id,
-        event={"type": "decision_taken", "node": "E", "outcome": outcome},
-    )
+    steps.post({"type": "decision_taken", "node": "E", "outcome": outcome})
     before = snapshot(survey)
     survey.status = "answered"
     survey.score = score
@@ -200,7 +191,8 @@ def answer(
     survey.answered_at = ctx.now()
     ctx.audit("answer", survey, before)
     if score >= GOOD_SCORE:
-        _close_loop(ctx, library, instance, machine, score)
+        _close_loop(ctx, steps, machine, score)
+    steps.store()
     return survey
 
 
@@ -232,10 +224,9 @@ def _follow_up(
     return record
 
 
-def _close_loop(
-    ctx: Ctx, library: SopLibrary, instance: SopInstance, machine: Machine, score: int
-) -> None:
-    _step(ctx, library, instance, "F", {"text": f"satisfied: score {score}"})
+def _close_loop(ctx: Ctx, steps: upgrades.Steps, machine: Machine, score: int) -> None:
+    instance = steps.instance
+    _step(steps, "F", {"text": f"satisfied: score {score}"})
     deliver(
         ctx,
         template="survey_support",
@@ -244,7 +235,7 @@ def _close_loop(
         params={"customer": machine.site.customer.name, "serial": machine.serial},
     )
     _follow_up(ctx, instance, kind="support", note="support contact details sent")
-    _step(ctx, library, instance, "J", {"text": "support contact details sent"})
+    _step(steps, "J", {"text": "support contact details sent"})
     now = ctx.now()
     for days in FOLLOW_UP_DAYS:
         _follow_up(
@@ -255,10 +246,10 @@ def _close_loop(
             due_at=now + timedelta(days=days),
             done=False,
         )
-    _step(ctx, library, instance, "K", {"text": f"follow-ups planned at {FOLLOW_UP_DAYS} days"})
-    if instance.current_node == "L":
+    _step(steps, "K", {"text": f"follow-ups planned at {FOLLOW_UP_DAYS} days"})
+    if steps.state.current == "L":
         # L is an end with a performer: the customer passes to relationship maintenance.
-        _step(ctx, library, instance, "L", {"text": "customer relationship maintenance"})
+        _step(steps, "L", {"text": "customer relationship maintenance"})
 
 
 def record_staff_step(
@@ -297,7 +288,9 @@ def record_staff_step(
         raise Conflict(f"the satisfaction loop is at {instance.current_node}, not {node}")
     record = _follow_up(ctx, instance, kind=kind, note=note.strip(), owner=owner.strip())
     evidence = {"text": note.strip() + (f" (owner: {owner.strip()})" if owner.strip() else "")}
-    _step(ctx, library, instance, node, evidence)
+    steps = upgrades.Steps(ctx, library, instance_id=instance.id)
+    _step(steps, node, evidence)
+    steps.store()
     if kind == "retest" and instance.current_node == "D":
         machine = ctx.session.get_one(Machine, instance.machine_id)
         _new_round(ctx, links or default_links(), instance, machine)

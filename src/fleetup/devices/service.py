@@ -423,7 +423,7 @@ def record_event(
             ctx,
             library,
             instance_id=action.instance_id,
-            customer_existing=customer_is_existing(ctx, serial=caller.serial),
+            customer_existing=lambda: customer_is_existing(ctx, serial=caller.serial),
         )
         row.sop_note = mapper.apply(
             step=event.step, status=event.status, at=event.at, evidence=event.evidence

@@ -31,6 +31,7 @@ work, and the note tells the operator what the SOP made of it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -89,11 +90,17 @@ class StepMapper:
         ctx: the write context (its actor is ``device:SERIAL``).
         library: the SOP definitions.
         instance_id: the machine's chart 2 instance.
-        customer_existing: the registry's answer to B "existing customer?".
+        customer_existing: asks the registry B "existing customer?" (only when the upgrade
+            still stands at B).
     """
 
     def __init__(
-        self, ctx: Ctx, library: SopLibrary, *, instance_id: int, customer_existing: bool
+        self,
+        ctx: Ctx,
+        library: SopLibrary,
+        *,
+        instance_id: int,
+        customer_existing: Callable[[], bool],
     ) -> None:
         self.ctx = ctx
         self.library = library
@@ -246,7 +253,7 @@ class StepMapper:
                 raise _Stop(f"the upgrade is {status} at {current}")
             moment = at.isoformat()
             if current == "B":
-                outcome = "yes" if self.customer_existing else "no"
+                outcome = "yes" if self.customer_existing() else "no"
                 self._post(
                     {
                         "type": "decision_taken",

@@ -59,8 +59,12 @@ def reach(
     all_marks = marks(path)
     goal = all_marks.index(target)
     at = position(instance, path)
-    for node, phase in all_marks[at + 1 : goal + 1]:
-        if instance.status == "completed":
+    ahead = all_marks[at + 1 : goal + 1]
+    if not ahead:
+        return instance
+    steps = upgrades.Steps(ctx, library, instance_id=instance.id)
+    for node, phase in ahead:
+        if steps.state.status == "completed":
             break
         if phase == START:
             event: dict[str, Any] = {"type": "step_started", "node": node}
@@ -69,8 +73,8 @@ def reach(
             given = (evidence or {}).get(node)
             if given:
                 event["evidence"] = dict(given)
-        instance, _ = upgrades.post_event(ctx, library, instance_id=instance.id, event=event)
-    return instance
+        steps.post(event)
+    return steps.store()
 
 
 def evidence_text(detail: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from fleetup.core.context import Ctx
@@ -97,6 +97,21 @@ def wave_stats(session: Session) -> list[Any] | None:
     if function is None:
         return None
     return list(function(session))
+
+
+def wave_failures() -> ColumnElement[bool] | None:
+    """True when a started wave has a failed machine (a superset of a failure spike), or
+    None when there are no campaigns."""
+    if _find(CAMPAIGNS, "wave_stats") is None:
+        return None
+    from fleetup.campaigns.models import Wave, WaveMember
+
+    return (
+        select(WaveMember.id)
+        .join(Wave, WaveMember.wave_id == Wave.id)
+        .where(WaveMember.status == "failed", Wave.status != "planned")
+        .exists()
+    )
 
 
 def wave_of(session: Session, *, serial: str) -> str | None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Text, cast, func, or_, select
+from sqlalchemy import ColumnElement, Select, Text, bindparam, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from fleetup.core.audit import snapshot
 from fleetup.core.clock import utc
 from fleetup.core.config import Settings
 from fleetup.core.context import Ctx
+from fleetup.core.db import UTCDateTime
 from fleetup.devices.models import Device
 from fleetup.fleet.models import Customer, Machine, Site
 from fleetup.operations import incidents, monitoring, outside, problems, runbook
@@ -233,8 +234,46 @@ def evaluate_and_store(ctx: Ctx, settings: Settings, library: SopLibrary) -> int
     return changed
 
 
+_LOOK: list[Select[tuple[bool]]] = []  # worth_a_look's question, built on first use
+
+
+def _look_question() -> Select[tuple[bool]]:
+    if not _LOOK:
+        heard = func.coalesce(Device.last_seen, Device.enrolled_at)
+        health_text = cast(Device.health, Text)
+        conditions: list[ColumnElement[bool]] = [
+            select(Device.id)
+            .where(
+                Device.revoked.is_(False),
+                or_(
+                    heard < bindparam("silent_before", type_=UTCDateTime()),
+                    health_text.contains('"anomalies"'),
+                    health_text.contains('"problem"'),
+                ),
+            )
+            .exists(),
+            select(Alert.id).where(Alert.status.in_(("open", "muted"))).exists(),
+        ]
+        failures = outside.wave_failures()
+        if failures is not None:
+            conditions.append(failures)
+        _LOOK.append(select(or_(*conditions)))
+    return _LOOK[0]
+
+
+def worth_a_look(session: Session, *, silent_before: datetime) -> bool:
+    """Whether a pass of monitoring can find or change anything: a machine silent since
+    before ``silent_before`` or reporting something, an alert still open, or a started wave
+    with a failure. One query; most looks at a healthy fleet stop here."""
+    question = _look_question()
+    return bool(session.connection().execute(question, {"silent_before": silent_before}).scalar())
+
+
 def watch(parts: Server) -> int:
     with parts.sessions() as session:
+        silent_before = parts.clock.now() - rules_of(parts.settings).heartbeat_missing
+        if not worth_a_look(session, silent_before=silent_before):
+            return 0
         ctx = Ctx(session=session, actor="system:monitoring", clock=parts.clock)
         changed = evaluate_and_store(ctx, parts.settings, parts.library)
         session.commit()

@@ -6,10 +6,13 @@ its own work, and must be safe to run twice (a second run finds nothing due). ``
 runs the jobs whose interval has passed on the server's clock, so the same jobs run on wall
 time in ``fleetup worker`` and on simulated time in the simulator.
 
-A job may also say, as a SQL condition, when it can have anything to do (``pending``). The
-scheduler asks the conditions of all the jobs due at a tick in one query and skips the jobs
-whose condition is false, so an idle worker costs one small read per tick, not a session and
-a transaction per job.
+A job may also say when it can have anything to do: a SQL condition on the clock's ``now``
+(``pending``), and the audited tables whose changes may give it work (``changes``: any audit
+event appended since the job last ran makes it due). The scheduler asks the conditions of all
+the jobs due at a tick in one query and skips the jobs with nothing to do, so an idle worker
+costs one small read per tick, not a session and a transaction per job. The audit trail's
+sequence numbers are handed out under the chain head's lock, so they follow commit order: a
+change committed after the question was asked has a higher number and is seen next time.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, select
+from sqlalchemy import ColumnElement, Select, bindparam, false, or_, select
 
+from fleetup.core.audit import AuditEvent, AuditHead
 from fleetup.core.db import UTCDateTime
 
 if TYPE_CHECKING:
@@ -36,34 +40,72 @@ class Job:
     """One periodic job: ``run(parts)`` at most once per ``every`` of the server's clock.
 
     ``pending(now)``, when given, is a SQL condition that is true whenever the job may have
-    something to do at ``now`` (a bound parameter of the query); while it is false the job is
-    skipped, and counts as run.
+    something to do at ``now`` (a bound parameter of the query). ``changes`` names the
+    audited tables whose changes may give it work. A job with either runs only when one of
+    them says so; otherwise it is skipped, and counts as run.
     """
 
     name: str
     every: timedelta
     run: Callable[[Server], int]
     pending: Callable[[ColumnElement[datetime]], ColumnElement[bool]] | None = None
+    changes: tuple[str, ...] = ()
+
+    @property
+    def guarded(self) -> bool:
+        return self.pending is not None or bool(self.changes)
 
 
-# The pending-work query of each set of jobs, built once: ``now`` is its one parameter.
-_pending_queries: dict[tuple[str, ...], Select[*tuple[Any, ...]]] = {}
+# The question of each set of jobs, built once; its parameters are the clock's ``now`` and,
+# per job, the audit position it last ran at.
+_questions: dict[tuple[str, ...], Select[*tuple[Any, ...]]] = {}
 
 
-def idle_jobs(parts: Server, jobs: Sequence[Job], now: datetime) -> set[str]:
-    """The names of the ``jobs`` whose ``pending`` condition is false at ``now``: one query."""
-    asked = [(job.name, job.pending) for job in jobs if job.pending is not None]
-    if not asked:
-        return set()
-    names = tuple(name for name, _ in asked)
-    query = _pending_queries.get(names)
-    if query is None:
-        at = bindparam("pending_now", type_=UTCDateTime())
-        query = select(*(pending(at).label(f"j{i}") for i, (_, pending) in enumerate(asked)))
-        _pending_queries[names] = query
+def _question(jobs: Sequence[Job]) -> Select[*tuple[Any, ...]]:
+    names = tuple(job.name for job in jobs)
+    found = _questions.get(names)
+    if found is None:
+        now = bindparam("pending_now", type_=UTCDateTime())
+        columns: list[ColumnElement[Any]] = [
+            select(AuditHead.seq).where(AuditHead.id == 1).scalar_subquery()
+        ]
+        for index, job in enumerate(jobs):
+            asked = [job.pending(now)] if job.pending is not None else []
+            if job.changes:
+                after = bindparam(f"after_{index}", type_=AuditEvent.seq.type)
+                changed = select(AuditEvent.seq).where(
+                    AuditEvent.seq > after, AuditEvent.entity_type.in_(job.changes)
+                )
+                asked.append(changed.exists())
+            columns.append((or_(*asked) if asked else false()).label(f"j{index}"))
+        found = _questions[names] = select(*columns)
+    return found
+
+
+def idle_jobs(
+    parts: Server, jobs: Sequence[Job], now: datetime, seen: dict[str, int] | None = None
+) -> tuple[set[str], int]:
+    """Which of the guarded ``jobs`` have nothing to do at ``now``, in one query.
+
+    Args:
+        seen: the audit position each job last ran at; a job with ``changes`` that has not
+            run yet is not asked (it runs).
+
+    Returns:
+        The idle jobs' names, and the audit position the answer holds for.
+    """
+    known = seen or {}
+    if not any(job.guarded for job in jobs):
+        return set(), -1
+    asked = [job for job in jobs if job.guarded and (not job.changes or job.name in known)]
+    params: dict[str, Any] = {"pending_now": now}
+    for index, job in enumerate(asked):
+        if job.changes:
+            params[f"after_{index}"] = known[job.name]
     with parts.sessions() as session:
-        row = session.connection().execute(query, {"pending_now": now}).one()
-    return {name for name, busy in zip(names, row, strict=True) if not busy}
+        head, *busy = session.connection().execute(_question(asked), params).one()
+    idle = {job.name for job, working in zip(asked, busy, strict=True) if not working}
+    return idle, int(head or 0)
 
 
 @dataclass
@@ -72,6 +114,8 @@ class Scheduler:
 
     jobs: Sequence[Job]
     last_run: dict[str, datetime] = field(default_factory=dict)
+    # The audit position at each job's last run (for the jobs with ``changes``).
+    seen: dict[str, int] = field(default_factory=dict)
 
     def due(self, now: datetime) -> list[Job]:
         return [
@@ -108,11 +152,14 @@ class Scheduler:
         now = parts.clock.now()
         due = self.due(now)
         handled: dict[str, int] = {}
-        idle: set[str] | None = None
+        asked: tuple[set[str], int] | None = None
         for index, job in enumerate(due):
-            if job.pending is not None:
-                if idle is None:
-                    idle = self._idle(parts, due[index:], now)
+            if job.guarded:
+                if asked is None:
+                    asked = self._idle(parts, due[index:], now)
+                idle, position = asked
+                if position >= 0:
+                    self.seen[job.name] = position
                 if job.name in idle:
                     self.last_run[job.name] = now
                     continue
@@ -121,16 +168,15 @@ class Scheduler:
             if count is not None:
                 handled[job.name] = count
             if count != 0:
-                idle = None
+                asked = None
         return handled
 
-    @staticmethod
-    def _idle(parts: Server, jobs: Sequence[Job], now: datetime) -> set[str]:
+    def _idle(self, parts: Server, jobs: Sequence[Job], now: datetime) -> tuple[set[str], int]:
         try:
-            return idle_jobs(parts, jobs, now)
+            return idle_jobs(parts, jobs, now, self.seen)
         except Exception:
             log.exception("the jobs' pending work could not be read; every due job runs")
-            return set()
+            return set(), -1
 
 
 def run_until(

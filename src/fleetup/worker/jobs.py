@@ -11,7 +11,13 @@ from fleetup.operations import scheduled as operations
 from fleetup.worker import Job
 
 JOBS: list[Job] = [
-    Job("campaigns.check_gates", campaigns.EVERY, campaigns.check_gates),
+    Job(
+        "campaigns.check_gates",
+        campaigns.EVERY,
+        campaigns.check_gates,
+        pending=campaigns.PENDING,
+        changes=campaigns.CHANGES,
+    ),
     Job(
         "notify.publish_wakeups",
         timedelta(seconds=1),
