@@ -187,3 +187,18 @@ def test_a_job_watching_a_table_runs_again_only_after_an_audited_change_to_it(
     assert scheduler.run_due(server_parts) == {"follow": 0}
     assert scheduler.run_due(server_parts) == {}
     assert ran == ["follow", "follow"]
+
+
+def test_a_watching_job_that_failed_runs_again_without_waiting_for_a_change(
+    server_parts: Server,
+) -> None:
+    ran: list[str] = []
+
+    def broken(parts: Server) -> int:
+        ran.append("broken")
+        raise RuntimeError("boom")
+
+    scheduler = Scheduler([Job("broken", timedelta(0), broken, changes=("customers",))])
+    assert scheduler.run_due_safely(server_parts) == {}
+    assert scheduler.run_due_safely(server_parts) == {}
+    assert ran == ["broken", "broken"]

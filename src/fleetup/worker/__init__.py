@@ -58,12 +58,12 @@ class Job:
 
 # The question of each set of jobs, built once; its parameters are the clock's ``now`` and,
 # per job, the audit position it last ran at.
-_questions: dict[tuple[str, ...], Select[*tuple[Any, ...]]] = {}
+_questions: dict[tuple[Job, ...], Select[*tuple[Any, ...]]] = {}
 
 
 def _question(jobs: Sequence[Job]) -> Select[*tuple[Any, ...]]:
-    names = tuple(job.name for job in jobs)
-    found = _questions.get(names)
+    key = tuple(jobs)
+    found = _questions.get(key)
     if found is None:
         now = bindparam("pending_now", type_=UTCDateTime())
         columns: list[ColumnElement[Any]] = [
@@ -78,7 +78,7 @@ def _question(jobs: Sequence[Job]) -> Select[*tuple[Any, ...]]:
                 )
                 asked.append(changed.exists())
             columns.append((or_(*asked) if asked else false()).label(f"j{index}"))
-        found = _questions[names] = select(*columns)
+        found = _questions[key] = select(*columns)
     return found
 
 
@@ -145,9 +145,9 @@ class Scheduler:
         """``run`` every due job that may have something to do; returns handled counts (a job
         whose ``run`` gives None, having failed, has none).
 
-        The ``pending`` conditions of the jobs still to come are read in one query, and read
-        again after a job that handled something (its work may be theirs). A job found idle
-        counts as run at ``now``.
+        The conditions of the jobs still to come are read in one query, and read again after
+        a job that handled something (its work may be theirs). A job found idle counts as run
+        at ``now``; a job that failed is asked nothing next time: it runs again.
         """
         now = parts.clock.now()
         due = self.due(now)
@@ -165,7 +165,9 @@ class Scheduler:
                     continue
             count = run(job)
             self.last_run[job.name] = now
-            if count is not None:
+            if count is None:
+                self.seen.pop(job.name, None)
+            else:
                 handled[job.name] = count
             if count != 0:
                 asked = None
