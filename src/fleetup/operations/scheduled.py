@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, Text, bindparam, cast, func, or_, select
+from sqlalchemy import ColumnElement, Select, Text, and_, bindparam, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from fleetup.core.audit import snapshot
@@ -59,6 +59,23 @@ def site_key(customer_code: str, site_code: str) -> str:
     return f"{customer_code}/{site_code}"
 
 
+def _worth_reading(
+    silent_before: datetime | ColumnElement[datetime],
+) -> ColumnElement[bool]:
+    """A monitored device silent since before ``silent_before`` or whose last health report
+    names anomalies or a problem (a cheap text match, a superset the caller narrows)."""
+    heard = func.coalesce(Device.last_seen, Device.enrolled_at)
+    health_text = cast(Device.health, Text)
+    return and_(
+        Device.revoked.is_(False),
+        or_(
+            heard < silent_before,
+            health_text.contains('"anomalies"'),
+            health_text.contains('"problem"'),
+        ),
+    )
+
+
 def machine_beats(
     session: Session, *, silent_before: datetime
 ) -> tuple[list[monitoring.MachineBeat], dict[str, Any], dict[str, int]]:
@@ -70,8 +87,6 @@ def machine_beats(
     that beats and reports nothing costs this one query; the sizes are read only for the sites
     of the machines found.
     """
-    heard = func.coalesce(Device.last_seen, Device.enrolled_at)
-    health_text = cast(Device.health, Text)
     rows = session.execute(
         select(
             Machine.serial,
@@ -84,14 +99,7 @@ def machine_beats(
         .join(Machine, Device.machine_id == Machine.id)
         .join(Site, Machine.site_id == Site.id)
         .join(Customer, Site.customer_id == Customer.id)
-        .where(
-            Device.revoked.is_(False),
-            or_(
-                heard < silent_before,
-                health_text.contains('"anomalies"'),
-                health_text.contains('"problem"'),
-            ),
-        )
+        .where(_worth_reading(silent_before))
         .order_by(Machine.serial)
     ).all()
     beats = []
@@ -239,19 +247,9 @@ _LOOK: list[Select[tuple[bool]]] = []  # worth_a_look's question, built on first
 
 def _look_question() -> Select[tuple[bool]]:
     if not _LOOK:
-        heard = func.coalesce(Device.last_seen, Device.enrolled_at)
-        health_text = cast(Device.health, Text)
+        silent_before = bindparam("silent_before", type_=UTCDateTime())
         conditions: list[ColumnElement[bool]] = [
-            select(Device.id)
-            .where(
-                Device.revoked.is_(False),
-                or_(
-                    heard < bindparam("silent_before", type_=UTCDateTime()),
-                    health_text.contains('"anomalies"'),
-                    health_text.contains('"problem"'),
-                ),
-            )
-            .exists(),
+            select(Device.id).where(_worth_reading(silent_before)).exists(),
             select(Alert.id).where(Alert.status.in_(("open", "muted"))).exists(),
         ]
         failures = outside.wave_failures()
