@@ -11,6 +11,7 @@ from fleetup.cli import app as cli
 from fleetup.core import audit
 from fleetup.core.context import Ctx
 from fleetup.fleet import service
+from fleetup.fleet.models import Site
 from fleetup.fleet.schemas import CustomerIn, MachineIn, MachineUpdate, SiteIn
 
 
@@ -35,6 +36,29 @@ def test_writes_leave_a_chained_trail_that_verifies(ctx: Ctx) -> None:
     assert events[0].action == "update" and events[0].actor == "test"
     assert events[0].before is not None and events[0].before["program_version"] == ""
     assert events[0].after is not None and events[0].after["program_version"] == "2.0.0"
+    assert audit.verify(ctx.session) == []
+
+
+def test_writes_audited_together_take_consecutive_places_in_the_chain(ctx: Ctx) -> None:
+    _seed(ctx)
+    machine = service.get_machine(ctx.session, serial="M-1")
+    before = audit.snapshot(machine)
+    machine.program_version = "2.0.0"
+    site = Site(customer_id=machine.site.customer_id, code="S2", name="新竹廠")
+    ctx.session.add(site)
+    afters = ctx.audit_all(
+        [audit.Change("update", machine, before), audit.Change("create", site, None)]
+    )
+    ctx.session.commit()
+    events, total = audit.get_all(ctx.session)
+    assert total == 5
+    assert [(e.seq, e.action, e.entity_type) for e in events[:2]] == [
+        (5, "create", "sites"),
+        (4, "update", "machines"),
+    ]
+    assert events[0].prev_hash == events[1].hash
+    assert afters[0] is not None and afters[0]["program_version"] == "2.0.0"
+    assert afters[1] is not None and afters[1]["code"] == "S2"
     assert audit.verify(ctx.session) == []
 
 

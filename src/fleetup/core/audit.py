@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -165,10 +165,28 @@ def _entity_id(row: Base) -> str:
 
 
 # Every audited write runs these; as constants they are built and compiled once.
-_ADVANCE_HEAD = text("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+_ADVANCE_HEAD = text("UPDATE audit_head SET seq = seq + :count WHERE id = 1 RETURNING seq, hash")
 _SET_HEAD_HASH = text("UPDATE audit_head SET hash = :hash WHERE id = 1")
-_FIRST_HEAD = insert(AuditHead).values(id=1, seq=1, hash=GENESIS)
+_FIRST_HEAD = insert(AuditHead)
 _INSERT_EVENT = insert(AuditEvent)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One audited write: what was done to ``row``, and the row as it was before.
+
+    Attributes:
+        action: the verb, such as ``create``, ``update``, ``delete``, ``import``.
+        before: ``snapshot(row)`` taken before the change, or None for a new row.
+        deleted: the row is being deleted; the event's ``after`` is then empty.
+        note: free text, such as the reason given for a manual action.
+    """
+
+    action: str
+    row: Base
+    before: dict[str, Any] | None
+    deleted: bool = False
+    note: str = ""
 
 
 def record(
@@ -184,41 +202,58 @@ def record(
 ) -> None:
     """Append an event for ``row`` to the chain, inside the caller's transaction.
 
-    The event is written with SQL statements on the session's connection rather than as an
-    ORM object: every service write pays for this, and the trail is only ever appended to.
-
     Args:
         at: when it happened (from the service's clock).
         actor: who did it, as ``user:NAME``, ``token:NAME``, ``device:SERIAL`` or ``system``.
-        action: the verb, such as ``create``, ``update``, ``delete``, ``import``.
-        row: the row written; flushed here so it has its id.
-        before: ``snapshot(row)`` taken before the change, or None for a new row.
-        deleted: the row is being deleted; the event's ``after`` is then empty.
-        note: free text, such as the reason given for a manual action.
+        action, row, before, deleted, note: as in ``Change``; the row is flushed here so it
+            has its id.
     """
+    record_all(session, at=at, actor=actor, changes=[Change(action, row, before, deleted, note)])
+
+
+def record_all(
+    session: Session, *, at: datetime, actor: str, changes: Sequence[Change]
+) -> list[dict[str, Any] | None]:
+    """Append an event per change, in order, inside the caller's transaction.
+
+    The rows are flushed once and the chain's head is claimed once for all of them, so a
+    service that writes several rows together (an SOP step is the instance and a transition
+    record per event) pays for one round of statements. The events are written with SQL
+    statements on the session's connection rather than as ORM objects: the trail is only ever
+    appended to.
+
+    Returns:
+        Each event's ``after``: the row's snapshot as the trail now holds it.
+    """
+    if not changes:
+        return []
     session.flush()
     connection = session.connection()
-    head = connection.execute(_ADVANCE_HEAD).one_or_none()
+    head = connection.execute(_ADVANCE_HEAD, {"count": len(changes)}).one_or_none()
     if head is None:
-        connection.execute(_FIRST_HEAD)
-        seq, prev_hash = 1, GENESIS
+        connection.execute(_FIRST_HEAD, {"id": 1, "seq": len(changes), "hash": GENESIS})
+        last, prev_hash = len(changes), GENESIS
     else:
-        seq, prev_hash = int(head[0]), str(head[1])
-    event: dict[str, Any] = {
-        "seq": seq,
-        "at": at,
-        "actor": actor,
-        "action": action,
-        "entity_type": type(row).__tablename__,
-        "entity_id": _entity_id(row),
-        "before": before,
-        "after": None if deleted else snapshot(row),
-        "note": note,
-        "prev_hash": prev_hash,
-    }
-    event["hash"] = _event_hash(prev_hash, event)
-    connection.execute(_INSERT_EVENT, event)
-    connection.execute(_SET_HEAD_HASH, {"hash": event["hash"]})
+        last, prev_hash = int(head[0]), str(head[1])
+    events: list[dict[str, Any]] = []
+    for seq, change in enumerate(changes, last - len(changes) + 1):
+        event: dict[str, Any] = {
+            "seq": seq,
+            "at": at,
+            "actor": actor,
+            "action": change.action,
+            "entity_type": type(change.row).__tablename__,
+            "entity_id": _entity_id(change.row),
+            "before": change.before,
+            "after": None if change.deleted else snapshot(change.row),
+            "note": change.note,
+            "prev_hash": prev_hash,
+        }
+        event["hash"] = prev_hash = _event_hash(prev_hash, event)
+        events.append(event)
+    connection.execute(_INSERT_EVENT, events)
+    connection.execute(_SET_HEAD_HASH, {"hash": prev_hash})
+    return [event["after"] for event in events]
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,3 +44,7 @@ class Ctx:
             deleted=deleted,
             note=note,
         )
+
+    def audit_all(self, changes: Sequence[audit.Change]) -> list[dict[str, Any] | None]:
+        """Audit several writes together, in order; returns each row's snapshot as audited."""
+        return audit.record_all(self.session, at=self.now(), actor=self.actor, changes=changes)

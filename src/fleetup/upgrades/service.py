@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from fleetup.core.audit import snapshot
+from fleetup.core.audit import Change, snapshot
 from fleetup.core.context import Ctx
 from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from fleetup.fleet import service as fleet
@@ -37,6 +37,18 @@ ACTIVE = ("running", "waiting")
 
 def state_of(instance: SopInstance) -> InstanceState:
     return InstanceState.model_validate(instance.state)
+
+
+def stored(state: InstanceState) -> dict[str, Any]:
+    """``state`` as an instance keeps it: without its history, which ``sop_transitions`` holds.
+
+    The state is read and written at every step, so carrying every past event in it would make
+    each step cost more than the one before.
+    """
+    return state.model_dump(mode="json", exclude=_NOT_STORED)
+
+
+_NOT_STORED = {"history"}
 
 
 def get(session: Session, *, instance_id: int) -> SopInstance:
@@ -142,7 +154,7 @@ def start(
         machine_id=machine_id,
         status=state.status,
         current_node=state.current,
-        state=state.model_dump(mode="json"),
+        state=stored(state),
         transitions=0,
         started_at=ctx.now(),
         updated_at=ctx.now(),
@@ -292,7 +304,7 @@ class Steps:
             return instance
         self._taken = []
         state, now = self.state, self.ctx.now()
-        instance.state = state.model_dump(mode="json")
+        instance.state = stored(state)
         instance.status = state.status
         instance.current_node = state.current
         instance.updated_at = now
@@ -314,13 +326,12 @@ class Steps:
         instance.transitions += len(taken)
         self.ctx.session.add_all(records)
         action = taken[0][0].type if len(taken) == 1 else "events"
+        changes = [Change(action, instance, self._before)]
+        changes += [Change("create", record, None) for record in records]
         try:
-            self.ctx.audit(action, instance, self._before)
+            self._before = self.ctx.audit_all(changes)[0]
         except StaleDataError as error:
             raise Conflict("the instance changed meanwhile; read it again and retry") from error
-        self._before = snapshot(instance)
-        for record in records:
-            self.ctx.audit("create", record, None)
         for *_, effects in taken:
             _carry_out(self.ctx, instance, effects)
         return instance
