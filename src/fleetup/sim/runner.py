@@ -95,8 +95,11 @@ def monday_of(day: date) -> date:
 
 
 @contextmanager
-def in_process(settings: Settings, start: datetime) -> Iterator[tuple[httpx.Client, Ctx]]:
-    """A server on a ``ManualClock`` at ``start`` and a client that calls it in-process."""
+def in_process(
+    settings: Settings, start: datetime
+) -> Iterator[tuple[httpx.Client, Ctx, httpx.BaseTransport | None]]:
+    """A server on a ``ManualClock`` at ``start``, a client that calls it in-process, and
+    the client's transport."""
     parts = build_server(settings, ManualClock(start), inbox=SimulatedInbox())
     migrate.upgrade(parts.engine)
     transport = InlineTransport(create_app(parts))
@@ -105,15 +108,18 @@ def in_process(settings: Settings, start: datetime) -> Iterator[tuple[httpx.Clie
             httpx.Client(transport=transport, base_url="http://simulator.invalid") as client,
             parts.sessions() as session,
         ):
-            yield client, Ctx(session=session, actor="simulator", clock=parts.clock)
+            yield client, Ctx(session=session, actor="simulator", clock=parts.clock), transport
     finally:
         transport.close()
         parts.engine.dispose()
 
 
 @contextmanager
-def remote(settings: Settings, url: str, start: datetime) -> Iterator[tuple[httpx.Client, Ctx]]:
-    """A client of the server at ``url`` and a context on its database, stamped ``start``."""
+def remote(
+    settings: Settings, url: str, start: datetime
+) -> Iterator[tuple[httpx.Client, Ctx, httpx.BaseTransport | None]]:
+    """A client of the server at ``url`` and a context on its database, stamped ``start``;
+    requests go through the client (no transport of its own)."""
     from fleetup.core.db import make_engine, session_factory
 
     engine = make_engine(settings.effective_database_url)
@@ -123,6 +129,7 @@ def remote(settings: Settings, url: str, start: datetime) -> Iterator[tuple[http
             yield (
                 client,
                 Ctx(session=session, actor="simulator", clock=ManualClock(datetime.now(UTC))),
+                None,
             )
     finally:
         engine.dispose()
@@ -309,7 +316,7 @@ def run(
         mode="url" if url else "in-process",
     )
     connect = remote(settings, url, start) if url else in_process(simulated(settings), start)
-    with connect as (client, ctx):
+    with connect as (client, ctx, transport):
         prepared = prepare(
             ctx,
             settings,
@@ -319,7 +326,7 @@ def run(
             load_inventory=options.load_inventory,
         )
         ctx.session.commit()
-        api = Api(client, result, keyed=url is not None)
+        api = Api(client, result, keyed=url is not None, transport=transport)
 
         fleet: list[Fleet] = []
         # The inbox position of the last answer received: a move whose answer was lost (the
