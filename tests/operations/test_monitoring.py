@@ -213,3 +213,17 @@ def test_a_look_at_a_healthy_fleet_stops_at_one_question(
     assert worth_a_look()  # the open alerts are still to be resolved
     scheduled.watch(server_parts)
     assert not worth_a_look()
+
+
+def test_the_worker_skips_the_watch_of_a_healthy_fleet_and_runs_it_for_a_silent_one(
+    ops_fleet: Fleet, server_parts: Server, beat: Callable[..., None]
+) -> None:
+    scheduler = Scheduler(scheduled.JOBS[:1])  # the watch alone
+    for serial in ops_fleet.ipcs:
+        beat(serial)
+    assert scheduler.run_due(server_parts) == {}  # asked with the other jobs, found idle
+
+    ops_fleet.clock.advance(THRESHOLD + timedelta(seconds=1))
+    ran = scheduler.run_due(server_parts)
+    assert ran["operations.watch"] > 0
+    assert "site_offline" in {a["rule"] for a in _alerts(ops_fleet).values()}

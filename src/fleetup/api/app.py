@@ -5,12 +5,11 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from fleetup import __version__, web
-from fleetup.api import device, idempotency, problems
+from fleetup.api import device, idempotency, problems, v1
 from fleetup.api.access import GuardedRoute, open_to_all
 from fleetup.api.deps import Server
 from fleetup.api.device.fast_poll import PollFastPath
 from fleetup.api.text_guard import refuse_nul
-from fleetup.api.v1 import router as v1_router
 from fleetup.core.clock import Clock, SystemClock
 from fleetup.core.config import Settings
 from fleetup.core.db import make_engine, session_factory
@@ -52,7 +51,7 @@ def create_app(parts: Server) -> FastAPI:
     app.state.server = parts
     problems.install(app)
     device.mount(app, parts)  # first: agents' polls are most requests, and routes match in order
-    app.include_router(v1_router)
+    v1.mount(app)
 
     @app.get("/healthz", dependencies=[open_to_all()], tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -242,29 +242,39 @@ def evaluate_and_store(ctx: Ctx, settings: Settings, library: SopLibrary) -> int
     return changed
 
 
+# The moment before which a machine counts as silent, as the worker's question binds it.
+SILENT_BEFORE = "watch_silent_before"
+
+
+def watch_pending(now: ColumnElement[datetime]) -> ColumnElement[bool]:
+    """Whether a pass of monitoring can find or change anything: a machine silent since
+    before ``SILENT_BEFORE`` or reporting something, an alert still open, or a started wave
+    with a failure. The worker asks it with the other jobs' conditions, so most looks at a
+    healthy fleet cost no query of their own."""
+    silent_before = bindparam(SILENT_BEFORE, type_=UTCDateTime())
+    conditions: list[ColumnElement[bool]] = [
+        select(Device.id).where(_worth_reading(silent_before)).exists(),
+        select(Alert.id).where(Alert.status.in_(("open", "muted"))).exists(),
+    ]
+    failures = outside.wave_failures()
+    if failures is not None:
+        conditions.append(failures)
+    return or_(*conditions)
+
+
+def watch_params(parts: Server, now: datetime) -> dict[str, Any]:
+    return {SILENT_BEFORE: now - rules_of(parts.settings).heartbeat_missing}
+
+
 _LOOK: list[Select[tuple[bool]]] = []  # worth_a_look's question, built on first use
 
 
-def _look_question() -> Select[tuple[bool]]:
-    if not _LOOK:
-        silent_before = bindparam("silent_before", type_=UTCDateTime())
-        conditions: list[ColumnElement[bool]] = [
-            select(Device.id).where(_worth_reading(silent_before)).exists(),
-            select(Alert.id).where(Alert.status.in_(("open", "muted"))).exists(),
-        ]
-        failures = outside.wave_failures()
-        if failures is not None:
-            conditions.append(failures)
-        _LOOK.append(select(or_(*conditions)))
-    return _LOOK[0]
-
-
 def worth_a_look(session: Session, *, silent_before: datetime) -> bool:
-    """Whether a pass of monitoring can find or change anything: a machine silent since
-    before ``silent_before`` or reporting something, an alert still open, or a started wave
-    with a failure. One query; most looks at a healthy fleet stop here."""
-    question = _look_question()
-    return bool(session.connection().execute(question, {"silent_before": silent_before}).scalar())
+    """``watch_pending``, asked on its own: one query."""
+    if not _LOOK:
+        _LOOK.append(select(watch_pending(bindparam("pending_now", type_=UTCDateTime()))))
+    found = session.connection().execute(_LOOK[0], {SILENT_BEFORE: silent_before})
+    return bool(found.scalar())
 
 
 def watch(parts: Server) -> int:
@@ -309,7 +319,13 @@ def follow(parts: Server) -> int:
 
 
 JOBS = [
-    Job("operations.watch", WATCH_LOOK, watch_when_due),
+    Job(
+        "operations.watch",
+        WATCH_LOOK,
+        watch_when_due,
+        pending=watch_pending,
+        params=watch_params,
+    ),
     Job(
         "operations.escalate",
         ESCALATE_EVERY,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -40,7 +40,9 @@ class Job:
     """One periodic job: ``run(parts)`` at most once per ``every`` of the server's clock.
 
     ``pending(now)``, when given, is a SQL condition that is true whenever the job may have
-    something to do at ``now`` (a bound parameter of the query). ``changes`` names the
+    something to do at ``now`` (a bound parameter of the query); ``params(parts, now)`` gives
+    the values of any other bound parameters it uses (named after the job, since all jobs
+    are asked in one query), such as a threshold from the settings. ``changes`` names the
     audited tables whose changes may give it work. A job with either runs only when one of
     them says so; otherwise it is skipped, and counts as run.
     """
@@ -50,6 +52,7 @@ class Job:
     run: Callable[[Server], int]
     pending: Callable[[ColumnElement[datetime]], ColumnElement[bool]] | None = None
     changes: tuple[str, ...] = ()
+    params: Callable[[Server, datetime], Mapping[str, Any]] | None = None
 
     @property
     def guarded(self) -> bool:
@@ -102,6 +105,8 @@ def idle_jobs(
     for index, job in enumerate(asked):
         if job.changes:
             params[f"after_{index}"] = known[job.name]
+        if job.params is not None:
+            params.update(job.params(parts, now))
     with parts.sessions() as session:
         head, *busy = session.connection().execute(_question(asked), params).one()
     idle = {job.name for job, working in zip(asked, busy, strict=True) if not working}
