@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from fleetup.core import audit
+from fleetup.core.audit import Change
 from fleetup.core.clock import Clock
 from fleetup.core.db import Base
 
@@ -45,6 +46,6 @@ class Ctx:
             note=note,
         )
 
-    def audit_all(self, changes: Sequence[audit.Change]) -> list[dict[str, Any] | None]:
+    def audit_all(self, changes: Sequence[Change]) -> list[dict[str, Any] | None]:
         """Audit several writes together, in order; returns each row's snapshot as audited."""
         return audit.record_all(self.session, at=self.now(), actor=self.actor, changes=changes)

@@ -267,7 +267,7 @@ class Steps:
         self.instance = get(ctx.session, instance_id=instance_id)
         self.definition = definition_of(ctx.session, library, self.instance)
         self.state = state_of(self.instance)
-        self._before = snapshot(self.instance)
+        self._before: dict[str, Any] | None = snapshot(self.instance)
         # Each event taken: the event, the node it left, the node it led to, its effects.
         self._taken: list[tuple[Event, str, str, tuple[Effect, ...]]] = []
 
