@@ -108,3 +108,34 @@ def test_cli_audit_verify_exits_non_zero_naming_the_row(ctx: Ctx, database_url: 
     assert broken.exit_code == 1
     assert "sites 1" in broken.output
     assert "changed outside fleetup: name" in broken.output
+
+
+def test_events_join_the_chain_at_commit_and_a_rolled_back_savepoint_takes_its_own(
+    ctx: Ctx,
+) -> None:
+    _seed(ctx)
+    machine = service.get_machine(ctx.session, serial="M-1")
+    before = audit.snapshot(machine)
+    machine.program_version = "2.0.0"
+    ctx.audit("update", machine, before)
+    try:
+        with ctx.session.begin_nested():
+            site = Site(customer_id=machine.site.customer_id, code="S9", name="作廢")
+            ctx.session.add(site)
+            ctx.audit("create", site, None)
+            raise RuntimeError("the savepoint rolls back")
+    except RuntimeError:
+        pass
+    assert audit.count(ctx.session) == 3  # nothing of this transaction is in the trail yet
+    ctx.session.commit()
+
+    events, total = audit.get_all(ctx.session)
+    assert total == 4
+    assert (events[0].action, events[0].entity_type) == ("update", "machines")
+    assert audit.verify(ctx.session) == []
+
+    machine.program_version = "3.0.0"
+    ctx.audit("update", machine, audit.snapshot(machine))
+    ctx.session.rollback()
+    assert audit.count(ctx.session) == 4
+    assert audit.verify(ctx.session) == []

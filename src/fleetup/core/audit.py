@@ -6,8 +6,9 @@ that point. Besides the chain, ``verify`` compares every audited table with the 
 trail recorded for each row, so a row changed, inserted or deleted behind fleetup's back (for
 instance with a SQL client) is named too.
 
-Writers serialise on the single ``audit_head`` row: the ``UPDATE ... RETURNING`` that claims
-the next sequence number takes that row's write lock on PostgreSQL and SQLite alike.
+A transaction's events join the chain when it commits. Writers serialise on the single
+``audit_head`` row: the ``UPDATE ... RETURNING`` that claims the next sequence numbers takes
+that row's write lock on PostgreSQL and SQLite alike, so the chain's order is commit order.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import JSON, Integer, String, Text, func, insert, inspect, select, text
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.event import listens_for
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from fleetup.core.db import Base, UTCDateTime
 
@@ -200,7 +202,7 @@ def record(
     deleted: bool = False,
     note: str = "",
 ) -> None:
-    """Append an event for ``row`` to the chain, inside the caller's transaction.
+    """Add an event for ``row`` to the chain when the caller's transaction commits.
 
     Args:
         at: when it happened (from the service's clock).
@@ -214,31 +216,24 @@ def record(
 def record_all(
     session: Session, *, at: datetime, actor: str, changes: Sequence[Change]
 ) -> list[dict[str, Any] | None]:
-    """Append an event per change, in order, inside the caller's transaction.
+    """Add an event per change, in order, to the transaction's events.
 
-    The rows are flushed once and the chain's head is claimed once for all of them, so a
-    service that writes several rows together (an SOP step is the instance and a transition
-    record per event) pays for one round of statements. The events are written with SQL
-    statements on the session's connection rather than as ORM objects: the trail is only ever
-    appended to.
+    The rows are flushed once (so they have their ids) and their snapshots taken now; the
+    events join the chain when the transaction commits (``_join_chain``), all of them with
+    one claim on the chain's head. A request that audits many writes pays for one round of
+    statements, and on PostgreSQL the head's row lock, which serialises writers, is held only
+    from that claim to the commit. Events of a savepoint that rolls back are dropped with it.
 
     Returns:
-        Each event's ``after``: the row's snapshot as the trail now holds it.
+        Each event's ``after``: the row's snapshot as the trail will hold it.
     """
     if not changes:
         return []
     session.flush()
-    connection = session.connection()
-    head = connection.execute(_ADVANCE_HEAD, {"count": len(changes)}).one_or_none()
-    if head is None:
-        connection.execute(_FIRST_HEAD, {"id": 1, "seq": len(changes), "hash": GENESIS})
-        last, prev_hash = len(changes), GENESIS
-    else:
-        last, prev_hash = int(head[0]), str(head[1])
-    events: list[dict[str, Any]] = []
-    for seq, change in enumerate(changes, last - len(changes) + 1):
+    owner = session.get_nested_transaction() or session.get_transaction()
+    pending: list[_Pending] = session.info.setdefault(_PENDING, [])
+    for change in changes:
         event: dict[str, Any] = {
-            "seq": seq,
             "at": at,
             "actor": actor,
             "action": change.action,
@@ -247,13 +242,59 @@ def record_all(
             "before": change.before,
             "after": None if change.deleted else snapshot(change.row),
             "note": change.note,
-            "prev_hash": prev_hash,
         }
-        event["hash"] = prev_hash = _event_hash(prev_hash, event)
-        events.append(event)
+        pending.append(_Pending(event, owner))
+    return [item.event["after"] for item in pending[len(pending) - len(changes) :]]
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """An event waiting for its transaction to commit, and the transaction it belongs to."""
+
+    event: dict[str, Any]
+    owner: SessionTransaction | None
+
+
+_PENDING = "fleetup_audit_pending"
+
+
+@listens_for(Session, "before_commit")
+def _join_chain(session: Session) -> None:
+    """Give the transaction's events their places in the chain, just before it commits."""
+    pending: list[_Pending] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    connection = session.connection()
+    count = len(pending)
+    head = connection.execute(_ADVANCE_HEAD, {"count": count}).one_or_none()
+    if head is None:
+        connection.execute(_FIRST_HEAD, {"id": 1, "seq": count, "hash": GENESIS})
+        last, prev_hash = count, GENESIS
+    else:
+        last, prev_hash = int(head[0]), str(head[1])
+    events: list[dict[str, Any]] = []
+    for seq, item in enumerate(pending, last - count + 1):
+        chained = {**item.event, "seq": seq, "prev_hash": prev_hash}
+        chained["hash"] = prev_hash = _event_hash(prev_hash, chained)
+        events.append(chained)
     connection.execute(_INSERT_EVENT, events)
     connection.execute(_SET_HEAD_HASH, {"hash": prev_hash})
-    return [event["after"] for event in events]
+
+
+@listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    """Forget the events of a transaction (or savepoint) that rolled back."""
+    pending: list[_Pending] | None = session.info.get(_PENDING)
+    if pending:
+        pending[:] = [item for item in pending if not _inside(item.owner, previous_transaction)]
+
+
+def _inside(owner: SessionTransaction | None, transaction: SessionTransaction) -> bool:
+    while owner is not None:
+        if owner is transaction:
+            return True
+        owner = owner.parent
+    return False
 
 
 @dataclass(frozen=True)
