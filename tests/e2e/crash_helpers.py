@@ -464,9 +464,9 @@ def watching(witness: Witness) -> Iterator[None]:
 
     @contextmanager
     def remote(settings: Any, url: str, start: Any) -> Iterator[Any]:
-        with original(settings, url, start) as (client, ctx):
+        with original(settings, url, start) as (client, ctx, transport):
             witness.hook(client)
-            yield client, ctx
+            yield client, ctx, transport
 
     runner.remote = remote  # type: ignore[assignment]
     try:

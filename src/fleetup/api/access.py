@@ -27,7 +27,7 @@ def allow(*roles: Role) -> Any:
     """Admit principals with one of ``roles`` (and admins); 401 when nobody is signed in."""
     admitted = frozenset(roles) | {Role.admin}
 
-    def rule(principal: Principal = Depends(current_principal)) -> Principal:
+    async def rule(principal: Principal = Depends(current_principal)) -> Principal:
         if principal.role not in admitted:
             raise HTTPException(403, f"the {principal.role.value} role may not do this")
         return principal
@@ -39,7 +39,7 @@ def allow(*roles: Role) -> Any:
 def public() -> Any:
     """Admit anyone; the principal, if any, is passed on."""
 
-    def rule(principal: Principal | None = Depends(optional_principal)) -> Principal | None:
+    async def rule(principal: Principal | None = Depends(optional_principal)) -> Principal | None:
         return principal
 
     setattr(rule, RULE_ATTR, ALL_ROLES | {"anonymous"})
@@ -54,7 +54,7 @@ def open_to_all() -> Any:
     device credential (no API token) on every request, so ``Authorization`` is ignored here.
     """
 
-    def rule() -> None:
+    async def rule() -> None:
         return None
 
     setattr(rule, RULE_ATTR, ALL_ROLES | {"anonymous", "device"})

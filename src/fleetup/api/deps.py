@@ -1,4 +1,10 @@
-"""What routes are handed: the server's parts, a database session, the caller, a write context."""
+"""What routes are handed: the server's parts, a database session, the caller, a write context.
+
+FastAPI runs a plain ``def`` dependency in its thread pool and an ``async def`` one on the
+event loop. Those that read the database (the session, the caller) are plain, so they never
+block the loop; those that only combine what others resolved (``current_principal``,
+``write_context``, the access rules) are ``async``, which spares each request their hops.
+"""
 
 from __future__ import annotations
 
@@ -96,13 +102,15 @@ def optional_principal(request: Request, session: Session = Depends(db)) -> Prin
     return principal
 
 
-def current_principal(principal: Principal | None = Depends(optional_principal)) -> Principal:
+async def current_principal(
+    principal: Principal | None = Depends(optional_principal),
+) -> Principal:
     if principal is None:
         raise HTTPException(401, "sign in or send an API token", {"WWW-Authenticate": "Bearer"})
     return principal
 
 
-def write_context(
+async def write_context(
     request: Request,
     principal: Principal = Depends(current_principal),
     session: Session = Depends(db),

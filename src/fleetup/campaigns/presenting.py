@@ -12,6 +12,7 @@ from fleetup.campaigns.models import Campaign, Visit, Wave
 from fleetup.campaigns.schemas import (
     ActivityOut,
     CampaignOut,
+    CountsOut,
     GateEventOut,
     MemberOut,
     PhaseOut,
@@ -27,7 +28,8 @@ def _span(campaign: Campaign, first: int, last: int) -> tuple[datetime, datetime
     return service.week_start(campaign, first), service.week_start(campaign, last + 1)
 
 
-def wave_out(session: Session, wave: Wave) -> WaveOut:
+def wave_out(session: Session, wave: Wave, counts: CountsOut | None = None) -> WaveOut:
+    """The wave as the API shows it; ``counts``, when the caller read them already."""
     return WaveOut(
         code=wave.code,
         title_zh_tw=wave.title_zh_tw,
@@ -40,13 +42,15 @@ def wave_out(session: Session, wave: Wave) -> WaveOut:
         planned_start=wave.planned_start,
         started_at=wave.started_at,
         finished_at=wave.finished_at,
-        counts=waves.counts(session, wave_id=wave.id),
+        counts=counts if counts is not None else waves.counts(session, wave_id=wave.id),
     )
 
 
 def campaign_out(session: Session, campaign: Campaign) -> CampaignOut:
     phases = service.phases_of(session, campaign_id=campaign.id)
     codes = {phase.id: phase.code for phase in phases}
+    campaign_waves = waves.waves_of(session, campaign_id=campaign.id)
+    counts = waves.counts_of(session, wave_ids=[wave.id for wave in campaign_waves])
     return CampaignOut(
         id=campaign.id,
         name=campaign.name,
@@ -91,7 +95,7 @@ def campaign_out(session: Session, campaign: Campaign) -> CampaignOut:
             )
             for a in service.activities_of(session, campaign_id=campaign.id)
         ],
-        waves=[wave_out(session, w) for w in waves.waves_of(session, campaign_id=campaign.id)],
+        waves=[wave_out(session, wave, counts[wave.id]) for wave in campaign_waves],
     )
 
 
