@@ -236,6 +236,35 @@ def test_heartbeat_and_register_keep_the_device_facts(
     assert credential not in str(device.__dict__)
 
 
+def test_a_heartbeat_that_reports_something_flags_the_device_until_a_clean_one(
+    client: TestClient, enroll: Callable[[str], Ipc], ctx: Ctx
+) -> None:
+    from fleetup.devices.models import Device
+
+    ipc = enroll(SERIAL)
+
+    def beat(health: dict[str, object]) -> bool:
+        answer = client.post(
+            "/device/v1/heartbeat",
+            json={
+                "at": "2026-03-02T01:00:00Z",
+                "version": "1.0.0",
+                "link": "primary",
+                "health": health,
+            },
+            headers=ipc.headers,
+        )
+        assert answer.status_code == 200, answer.text
+        ctx.session.expire_all()
+        return ctx.session.query(Device).one().reporting
+
+    assert beat({"disk_free": 1}) is False
+    assert beat({"anomalies": [{"kind": "changed", "path": "recipes/a.db"}]}) is True
+    assert beat({"anomalies": []}) is False  # the key alone names nothing
+    assert beat({"problem": {"type": "hardware", "detail": "fan"}}) is True
+    assert beat({}) is False
+
+
 def test_a_revoked_device_is_refused(
     ctx: Ctx, client: TestClient, enroll: Callable[[str], Ipc]
 ) -> None:

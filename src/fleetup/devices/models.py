@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -45,11 +46,16 @@ class Device(Base):
     credential_digest: Mapped[str] = mapped_column(String(64), unique=True)
     platform_credential_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
     link: Mapped[str] = mapped_column(String(16), default="")
     version: Mapped[str] = mapped_column(String(64), default="")
     hardware: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     health: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The last health report names anomalies or a problem (``reports_something``): the
+    # heartbeat watch finds such devices through this index, not by reading every report.
+    reporting: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), index=True
+    )
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     changes: Mapped[int] = mapped_column(Integer, default=0)
 

@@ -492,6 +492,7 @@ _HEARTBEAT = (
         version=bindparam("new_version"),
         link=bindparam("new_link"),
         health=bindparam("new_health"),
+        reporting=bindparam("new_reporting"),
     )
 )
 
@@ -511,7 +512,14 @@ def heartbeat_values(
         "new_version": version,
         "new_link": link,
         "new_health": health,
+        "new_reporting": reports_something(health),
     }
+
+
+def reports_something(health: Mapping[str, Any]) -> bool:
+    """Whether a health report names anomalies or a problem: the agent sends those keys
+    only when it has found something, and monitoring reads them."""
+    return bool(health.get("anomalies")) or bool(health.get("problem"))
 
 
 def register(ctx: Ctx, *, caller: DeviceCaller, device_id: str, platform_hint: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, Text, and_, bindparam, cast, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from fleetup.core.audit import snapshot
@@ -63,15 +63,14 @@ def _worth_reading(
     silent_before: datetime | ColumnElement[datetime],
 ) -> ColumnElement[bool]:
     """A monitored device silent since before ``silent_before`` or whose last health report
-    names anomalies or a problem (a cheap text match, a superset the caller narrows)."""
-    heard = func.coalesce(Device.last_seen, Device.enrolled_at)
-    health_text = cast(Device.health, Text)
+    names anomalies or a problem. Each branch is indexed (``last_seen``, ``reporting``), so
+    asking it of a healthy fleet does not read the fleet."""
     return and_(
         Device.revoked.is_(False),
         or_(
-            heard < silent_before,
-            health_text.contains('"anomalies"'),
-            health_text.contains('"problem"'),
+            Device.last_seen < silent_before,
+            and_(Device.last_seen.is_(None), Device.enrolled_at < silent_before),
+            Device.reporting.is_(True),
         ),
     )
 
@@ -82,10 +81,9 @@ def machine_beats(
     """The machines worth a look, the problems their agents reported, and their sites' sizes.
 
     Worth a look: enrolled machines last heard from before ``silent_before``, and those whose
-    last health report names anomalies or a problem (the agent sends those keys only when it
-    has found something; the text match is a cheap superset the loop below narrows). A fleet
-    that beats and reports nothing costs this one query; the sizes are read only for the sites
-    of the machines found.
+    last health report names anomalies or a problem (``Device.reporting``). A fleet that beats
+    and reports nothing costs this one query; the sizes are read only for the sites of the
+    machines found.
     """
     rows = session.execute(
         select(
