@@ -151,9 +151,11 @@ class _Calendar:
         return before, after
 
     def ends_within(self, lo: datetime, hi: datetime) -> list[Booking]:
-        # Bookings never overlap, so sorting by start sorts by end too.
+        # Bookings never overlap, so sorting by start sorts by end too; one that ends by
+        # ``hi`` started before it.
         at = bisect.bisect_left(self.starts, lo - timedelta(days=1))
-        return [b for b in self.bookings[at:] if lo <= b.end <= hi]
+        stop = bisect.bisect_right(self.starts, hi)
+        return [b for b in self.bookings[at:stop] if lo <= b.end <= hi]
 
 
 def plan_visits(
@@ -203,13 +205,20 @@ def plan_visits(
         return spans[0][0] if spans else end
 
     plan = Plan()
+    # Per technician and site, the first window that may still take a visit: bookings are
+    # only ever added, so a window with no room for a site's visit never gets any.
+    first_open: dict[tuple[str, str], int] = {}
     for job in sorted(jobs, key=lambda j: (first_window(j), j.site, j.serial)):
         best: tuple[datetime, float, _Calendar, float] | None = None
         for calendar in calendars:
-            slot = _earliest(calendar, job, site_windows[job.site], length, rules, minutes_between)
-            if slot is None:
+            windows = site_windows[job.site]
+            key = (calendar.name, job.site)
+            found, first_open[key] = _earliest(
+                calendar, job, windows, first_open.get(key, 0), length, rules, minutes_between
+            )
+            if found is None:
                 continue
-            moment, travel_before = slot
+            moment, travel_before = found
             if best is None or (moment, calendar.total) < (best[0], best[1]):
                 best = (moment, calendar.total, calendar, travel_before)
         if best is None:
@@ -228,11 +237,15 @@ def _earliest(
     calendar: _Calendar,
     job: MachineJob,
     windows: Sequence[Interval],
+    first: int,
     length: timedelta,
     rules: ScheduleRules,
     travel: Callable[[str, str], float],
-) -> tuple[datetime, float] | None:
-    for lo, hi in windows:
+) -> tuple[tuple[datetime, float] | None, int]:
+    """The earliest moment from ``windows[first:]`` the visit fits the calendar, with the
+    travel before it, and the index of the window it is in (or of the end, when none)."""
+    for index in range(first, len(windows)):
+        lo, hi = windows[index]
         if hi - lo < length:
             continue
         candidates = {lo}
@@ -243,8 +256,8 @@ def _earliest(
                 continue
             fits = _fits(calendar, job, moment, length, rules, travel)
             if fits is not None:
-                return moment, fits
-    return None
+                return (moment, fits), index
+    return None, len(windows)
 
 
 def _fits(
