@@ -117,6 +117,17 @@ def test_a_wave_starts_at_its_time_with_each_deployment_inside_its_visit(
     for spans in by_tech.values():
         spans.sort()
         assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
+    technician = visits[0]["technician"]
+    planned_only = client.get(
+        _url(campaign, f"/visits?technician={technician}&status=planned"),
+        headers=manager.headers,
+    ).json()
+    assert [v["id"] for v in planned_only] == [
+        v["id"] for v in visits if v["technician"] == technician
+    ]
+    assert client.get(_url(campaign, "/visits?status=done"), headers=manager.headers).json() == []
+    unknown = client.get(_url(campaign, "/visits?status=lost"), headers=manager.headers)
+    assert unknown.status_code == 422 and "status" in unknown.text
 
 
 def test_gate_opens_when_the_success_threshold_is_exactly_met(

@@ -380,6 +380,7 @@ def visits_for(
     technician: str | None = None,
     day_start: datetime | None = None,
     day_end: datetime | None = None,
+    status: str | None = None,
 ) -> Sequence[tuple[Visit, Machine, str]]:
     query = (
         select(Visit, Machine, Wave.code)
@@ -396,4 +397,6 @@ def visits_for(
         query = query.where(Visit.planned_start >= day_start)
     if day_end is not None:
         query = query.where(Visit.planned_start < day_end)
+    if status is not None:
+        query = query.where(Visit.status == status)
     return session.execute(query).all()

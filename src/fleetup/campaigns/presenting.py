@@ -171,6 +171,7 @@ def visits_out(
     *,
     technician: str | None = None,
     day: str | None = None,
+    status: str | None = None,
 ) -> list[VisitOut]:
     bounds = day_bounds(campaign, day) if day else (None, None)
     rows = deployments.visits_for(
@@ -179,6 +180,7 @@ def visits_out(
         technician=technician,
         day_start=bounds[0],
         day_end=bounds[1],
+        status=status,
     )
     latest = upgrades.latest_upgrade_ids(session, (machine.id for _, machine, _ in rows))
     return [

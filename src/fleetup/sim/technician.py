@@ -1,18 +1,17 @@
 """A simulated field technician: the manual half of chart 2 at each visit the campaign books.
 
 The technician learns of a visit the way the real one does: the ``visit_assigned`` message
-lands on their phone, and they read their visits from the campaign
-(``GET /api/v1/campaigns/{id}/visits?technician=``). The machine's IPC has its agent running
-from then on (it enrolls a day and a half ahead, or at once when the visit is sooner). They
-arrive at the visit's start (or later, when the previous one ran long). A machine whose IPC
-is off the network gets chart 2's network branch (E "no", G fault handling, H repaired) and a
-chart 4 network problem, and is then back online. The technician waits while the IPC works;
-when its function test fails (a hardware fault) they open a chart 4 hardware problem, swap
-the part, do R (troubleshooting) and let the IPC test again. Then Q (training; a user who
-struggles gets a chart 4 user-operation problem), S, T (the customer signs the acceptance on
-the technician's phone: ``POST /api/v1/machines/{serial}/acceptances``) and U, which
-completes the machine's upgrade. A visit whose IPC never got to work is left: the campaign
-books a new one.
+lands on their phone, and they read their planned visits from the campaign (``GET
+/api/v1/campaigns/{id}/visits?technician=&status=planned``). The machine's IPC has its agent
+running from then on (it enrolls a day and a half ahead, or at once when the visit is sooner).
+They arrive at the visit's start (or later, when the previous one ran long). A machine whose
+IPC is off the network gets chart 2's network branch (E "no", G fault handling, H repaired) and
+a chart 4 network problem, and is then back online. The technician waits while the IPC works;
+when its function test fails (a hardware fault) they open a chart 4 hardware problem, swap the
+part, do R (troubleshooting) and let the IPC test again. Then Q (training; a user who struggles
+gets a chart 4 user-operation problem), S, T (the customer signs the acceptance on the
+technician's phone: ``POST /api/v1/machines/{serial}/acceptances``) and U, which completes the
+machine's upgrade. A visit whose IPC never got to work is left: the campaign books a new one.
 """
 
 from __future__ import annotations
@@ -105,7 +104,8 @@ class Technician:
     def read_plan(self) -> None:
         answer = self.api.call(
             "GET",
-            f"/api/v1/campaigns/{self.campaign_id}/visits?technician={self.username}",
+            f"/api/v1/campaigns/{self.campaign_id}/visits"
+            f"?technician={self.username}&status=planned",
             token=self.token,
         )
         if answer.status_code != 200:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 from sqlalchemy.orm import Session
@@ -34,6 +34,7 @@ read = allow(*READERS)
 manage = allow(Role.manager)
 WaveCode = Annotated[str, Path(pattern=r"^[A-Z][0-9]{1,2}$", examples=["E1"])]
 Day = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD")]
+VisitStatus = Literal["planned", "in_progress", "done", "cancelled"]
 
 
 def _out(ctx: Ctx, campaign_id: int) -> CampaignOut:
@@ -194,11 +195,13 @@ def visits(
     campaign_id: RowId,
     technician: str | None = None,
     day: Day = None,
+    status: VisitStatus | None = None,
     session: Session = Depends(db),
 ) -> list[VisitOut]:
-    """Technicians' visits, planned and actual; ``day`` in the campaign's time zone."""
+    """Technicians' visits, planned and actual; ``day`` in the campaign's time zone;
+    ``status`` one of them (a phone asks for what is still ``planned``)."""
     campaign = service.get(session, campaign_id=campaign_id)
-    return presenting.visits_out(session, campaign, technician=technician, day=day)
+    return presenting.visits_out(session, campaign, technician=technician, day=day, status=status)
 
 
 @router.get("/campaigns/{campaign_id}/shutdown", response_model=BlockersOut, dependencies=[read])
