@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fleetup.core.audit import audited
@@ -54,6 +54,12 @@ class SopInstance(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __audit_digest__: ClassVar[frozenset[str]] = frozenset({"state"})
+    # The worker's questions (an upgrade completed without a survey; a wave member whose
+    # upgrade moved) read these indexes alone, however many instances a fleet has run.
+    __table_args__ = (
+        Index("ix_sop_instances_chart_id_status_machine_id", "chart_id", "status", "machine_id"),
+        Index("ix_sop_instances_machine_id_chart_id", "machine_id", "chart_id"),
+    )
     # Two events applied at once to the same instance: the second one's UPDATE finds the
     # counter moved and fails, instead of silently overwriting the first one's state.
     __mapper_args__ = {  # noqa: RUF012
