@@ -177,3 +177,27 @@ def test_postgres_lookups_share_a_few_connections_under_concurrency(
     rows, opened = asyncio.run(many())
     assert {row[0] for row in rows} == {int(ipc.device_id.removeprefix("dev-"))}
     assert 1 <= opened <= device_db_module.POSTGRES_CONNECTIONS
+
+
+def test_the_direct_sqlite_connection_commits_as_the_engines_own_do(
+    server_parts: Server, enroll: Callable[[str], Ipc]
+) -> None:
+    direct = device_db(server_parts.engine)
+    if not isinstance(direct, device_db_module.SqliteDb):
+        pytest.skip("the direct connection is SQLite's only on SQLite")
+    ipc = enroll(SERIAL)
+    values = devices.heartbeat_values(
+        caller=devices.caller_from_row(asyncio.run(direct.find(ipc.credential))),
+        now=server_parts.clock.now(),
+        version="1.2.0",
+        link="lan",
+        health={},
+    )
+    assert asyncio.run(direct.heartbeat(values)) == 1
+    with server_parts.engine.connect() as engine_connection:
+        engine_sync = engine_connection.exec_driver_sql("PRAGMA synchronous").scalar()
+    # Every direct connection is opened the same way, whichever thread asks for one.
+    opened = direct._connection(device_db_module.SQLITE_WRITE_BUSY_MS)
+    direct_sync = opened.execute("PRAGMA synchronous").fetchone()[0]
+    assert direct_sync == engine_sync == 1  # NORMAL: a WAL commit does not wait for the disk
+    asyncio.run(direct.close())

@@ -168,6 +168,10 @@ class SqliteDb:
             # Used by its own thread only; closable from another one when the server stops.
             connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             connection.execute("PRAGMA foreign_keys=ON")
+            # The engine's own connections' setting: in WAL mode a commit is not synced to
+            # disk (a power cut may lose the last ones, never leave the file inconsistent),
+            # so a heartbeat does not wait for one.
+            connection.execute("PRAGMA synchronous=NORMAL")
             self._local.connection = connection
             self._local.busy_ms = None
             with self._lock:
