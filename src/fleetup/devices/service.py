@@ -400,24 +400,8 @@ def record_event(
     )
     if known is not None:
         return False
-    row = DeviceEvent(
-        device_id=caller.id,
-        action_id=action.id,
-        event_id=event.event_id,
-        step=event.step,
-        status=event.status,
-        at=event.at,
-        received_at=ctx.now(),
-        evidence=event.evidence,
-        sop_note="",
-    )
-    ctx.session.add(row)
-    try:
-        ctx.session.flush()
-    except IntegrityError as error:  # the same report arrived twice at once
-        raise Conflict("this report is being recorded already; send it again") from error
     if action.instance_id is None:
-        row.sop_note = f"{action.kind}: device evidence only, no chart 2 step"
+        note = f"{action.kind}: device evidence only, no chart 2 step"
     else:
         mapper = StepMapper(
             ctx,
@@ -425,9 +409,28 @@ def record_event(
             instance_id=action.instance_id,
             customer_existing=lambda: customer_is_existing(ctx, serial=caller.serial),
         )
-        row.sop_note = mapper.apply(
+        note = mapper.apply(
             step=event.step, status=event.status, at=event.at, evidence=event.evidence
         )
+    # Written once, with its note; a report that arrived twice at once fails here, and the
+    # request's transaction, with what the first part applied, rolls back.
+    ctx.session.add(
+        DeviceEvent(
+            device_id=caller.id,
+            action_id=action.id,
+            event_id=event.event_id,
+            step=event.step,
+            status=event.status,
+            at=event.at,
+            received_at=ctx.now(),
+            evidence=event.evidence,
+            sop_note=note,
+        )
+    )
+    try:
+        ctx.session.flush()
+    except IntegrityError as error:
+        raise Conflict("this report is being recorded already; send it again") from error
     _follow_status(ctx, action, event)
     return True
 
