@@ -291,6 +291,35 @@ def test_events_posted_together_are_stored_once_with_a_record_each(
     assert [h["type"] for h in read["history"]] == ["decision_taken", "step_started"]
 
 
+def test_an_event_applied_meanwhile_makes_the_later_store_a_conflict_that_stores_nothing(
+    client: TestClient,
+    make_account: Callable[..., Account],
+    machine: str,
+    ctx: Ctx,
+    server_parts: Server,
+) -> None:
+    tech = make_account(Role.technician)
+    instance = client.post(f"/api/v1/machines/{machine}/upgrades", headers=tech.headers).json()
+    with server_parts.sessions() as other_session:
+        other = Ctx(session=other_session, actor="user:other", clock=server_parts.clock)
+        late = upgrades.Steps(other, server_parts.library, instance_id=instance["id"])
+        late.post({"type": "decision_taken", "node": "B", "outcome": "no"})
+
+        first = upgrades.Steps(ctx, server_parts.library, instance_id=instance["id"])
+        first.post({"type": "decision_taken", "node": "B", "outcome": "yes"})
+        first.store()
+        ctx.session.commit()
+
+        with pytest.raises(Conflict, match="changed meanwhile"):
+            late.store()
+        other_session.rollback()
+
+    read = client.get(f"/api/v1/sop/instances/{instance['id']}", headers=tech.headers).json()
+    assert read["current_node"] == "C"  # where "yes" leads; "no" leads to D
+    assert [h["type"] for h in read["history"]] == ["decision_taken"]
+    assert audit.verify(ctx.session) == []
+
+
 def test_an_answer_without_history_keeps_the_steps_and_what_is_due(
     client: TestClient, make_account: Callable[..., Account], machine: str
 ) -> None:

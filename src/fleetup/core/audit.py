@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -98,11 +98,24 @@ def snapshot(row: Base) -> dict[str, Any]:
     state) are kept as their SHA-256, which still shows any change without copying the whole
     document into every event.
     """
-    mapper = inspect(row).mapper
-    digested: frozenset[str] = getattr(type(row), "__audit_digest__", frozenset())
+    return _snapshot(type(row), lambda key: getattr(row, key))
+
+
+def snapshot_of(model: type[Base], values: Mapping[str, Any]) -> dict[str, Any]:
+    """``snapshot`` of a row of ``model`` holding ``values`` (every column's), such as a row
+    written with a Core statement.
+
+    Raises:
+        KeyError: a column of the model is missing from ``values``.
+    """
+    return _snapshot(model, values.__getitem__)
+
+
+def _snapshot(model: type[Base], value_of: Callable[[str], Any]) -> dict[str, Any]:
+    digested: frozenset[str] = getattr(model, "__audit_digest__", frozenset())
     values: dict[str, Any] = {}
-    for attr in mapper.column_attrs:
-        raw = getattr(row, attr.key)
+    for attr in inspect(model).column_attrs:
+        raw = value_of(attr.key)
         if attr.key in digested:
             values[attr.key] = "sha256:" + hashlib.sha256(_document(raw).encode()).hexdigest()
         else:
@@ -174,21 +187,56 @@ _INSERT_EVENT = insert(AuditEvent)
 
 
 @dataclass(frozen=True)
+class Written:
+    """A row written with a Core statement rather than through the session: its model and
+    its values as written, primary key included."""
+
+    model: type[Base]
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class Change:
     """One audited write: what was done to ``row``, and the row as it was before.
 
     Attributes:
         action: the verb, such as ``create``, ``update``, ``delete``, ``import``.
+        row: the row (an ORM object), or what a Core statement wrote (``Written``).
         before: ``snapshot(row)`` taken before the change, or None for a new row.
         deleted: the row is being deleted; the event's ``after`` is then empty.
         note: free text, such as the reason given for a manual action.
     """
 
     action: str
-    row: Base
+    row: Base | Written
     before: dict[str, Any] | None
     deleted: bool = False
     note: str = ""
+
+
+def _unflushed(change: Change) -> bool:
+    """The change's row has something the database does not hold yet (or no id)."""
+    if isinstance(change.row, Written):
+        return False
+    state = inspect(change.row)
+    return change.deleted or state.key is None or state.modified
+
+
+def _event_of(change: Change) -> tuple[str, str, dict[str, Any] | None]:
+    """The event's entity type, entity id and ``after`` for ``change``."""
+    row = change.row
+    if isinstance(row, Written):
+        mapper = inspect(row.model)
+        key = ":".join(
+            str(row.values[mapper.get_property_by_column(c).key]) for c in mapper.primary_key
+        )
+        after = None if change.deleted else snapshot_of(row.model, row.values)
+        return row.model.__tablename__, key, after
+    return (
+        type(row).__tablename__,
+        _entity_id(row),
+        None if change.deleted else snapshot(row),
+    )
 
 
 def record(
@@ -218,7 +266,8 @@ def record_all(
 ) -> list[dict[str, Any] | None]:
     """Add an event per change, in order, to the transaction's events.
 
-    The rows are flushed once (so they have their ids) and their snapshots taken now; the
+    The rows are flushed once if one of them holds unwritten changes (so each has its id and
+    the trail what the database holds) and their snapshots are taken now; the
     events join the chain when the transaction commits (``_join_chain``), all of them with
     one claim on the chain's head. A request that audits many writes pays for one round of
     statements, and on PostgreSQL the head's row lock, which serialises writers, is held only
@@ -229,18 +278,20 @@ def record_all(
     """
     if not changes:
         return []
-    session.flush()
+    if any(_unflushed(change) for change in changes):
+        session.flush()
     owner = session.get_nested_transaction() or session.get_transaction()
     pending: list[_Pending] = session.info.setdefault(_PENDING, [])
     for change in changes:
+        entity_type, entity_id, after = _event_of(change)
         event: dict[str, Any] = {
             "at": at,
             "actor": actor,
             "action": change.action,
-            "entity_type": type(change.row).__tablename__,
-            "entity_id": _entity_id(change.row),
+            "entity_type": entity_type,
+            "entity_id": entity_id,
             "before": change.before,
-            "after": None if change.deleted else snapshot(change.row),
+            "after": after,
             "note": change.note,
         }
         pending.append(_Pending(event, owner))

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm.attributes import set_committed_value
 
-from fleetup.core.audit import Change, snapshot
+from fleetup.core.audit import Change, Written, snapshot
 from fleetup.core.context import Ctx
 from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from fleetup.fleet import service as fleet
@@ -298,43 +298,73 @@ class Steps:
 
     def store(self) -> SopInstance:
         """Write what was applied: the instance once, a transition record per event, and
-        then the effects the events asked for, in order."""
+        then the effects the events asked for, in order.
+
+        Both are Core statements on the session's connection, the hot path of every step:
+        the UPDATE finds the instance's transition counter where it was read, or nothing is
+        stored (another event was applied meanwhile), and the loaded instance then holds what
+        was written, as if it had been read again.
+
+        Raises:
+            Conflict: another event changed the instance meanwhile.
+        """
         instance, taken = self.instance, self._taken
         if not taken:
             return instance
         self._taken = []
         state, now = self.state, self.ctx.now()
-        instance.state = stored(state)
-        instance.status = state.status
-        instance.current_node = state.current
-        instance.updated_at = now
-        instance.completed_at = state.completed_at
-        records = []
-        for number, (parsed, left, reached, effects) in enumerate(taken, instance.transitions + 1):
-            records.append(
-                SopTransitionRecord(
-                    instance_id=instance.id,
-                    seq=number,
-                    at=parsed.at,
-                    actor=parsed.actor,
-                    event=parsed.model_dump(mode="json"),
-                    from_node=left,
-                    to_node=reached,
-                    effects=[effect.model_dump(mode="json") for effect in effects],
-                )
-            )
-        instance.transitions += len(taken)
-        self.ctx.session.add_all(records)
+        counted = instance.transitions
+        values: dict[str, Any] = {
+            "state": stored(state),
+            "status": state.status,
+            "current_node": state.current,
+            "updated_at": now,
+            "completed_at": state.completed_at,
+            "transitions": counted + len(taken),
+        }
+        connection = self.ctx.session.connection()
+        written = connection.execute(
+            _UPDATE_INSTANCE, {"instance_id": instance.id, "counted": counted, **values}
+        )
+        if written.rowcount != 1:
+            raise Conflict("the instance changed meanwhile; read it again and retry")
+        for key, value in values.items():
+            set_committed_value(instance, key, value)
+        records = [
+            {
+                "instance_id": instance.id,
+                "seq": number,
+                "at": parsed.at,
+                "actor": parsed.actor,
+                "event": parsed.model_dump(mode="json"),
+                "from_node": left,
+                "to_node": reached,
+                "effects": [effect.model_dump(mode="json") for effect in effects],
+            }
+            for number, (parsed, left, reached, effects) in enumerate(taken, counted + 1)
+        ]
+        ids = connection.execute(_INSERT_TRANSITIONS, records).scalars().all()
         action = taken[0][0].type if len(taken) == 1 else "events"
         changes = [Change(action, instance, self._before)]
-        changes += [Change("create", record, None) for record in records]
-        try:
-            self._before = self.ctx.audit_all(changes)[0]
-        except StaleDataError as error:
-            raise Conflict("the instance changed meanwhile; read it again and retry") from error
+        changes += [
+            Change("create", Written(SopTransitionRecord, {**record, "id": record_id}), None)
+            for record, record_id in zip(records, ids, strict=True)
+        ]
+        self._before = self.ctx.audit_all(changes)[0]
         for *_, effects in taken:
             _carry_out(self.ctx, instance, effects)
         return instance
+
+
+_INSTANCES = cast(Table, SopInstance.__table__)
+_TRANSITIONS = cast(Table, SopTransitionRecord.__table__)
+_UPDATE_INSTANCE = _INSTANCES.update().where(
+    _INSTANCES.c.id == bindparam("instance_id"),
+    _INSTANCES.c.transitions == bindparam("counted"),
+)
+_INSERT_TRANSITIONS = insert(_TRANSITIONS).returning(
+    _TRANSITIONS.c.id, sort_by_parameter_order=True
+)
 
 
 def _carry_out(ctx: Ctx, instance: SopInstance, effects: tuple[Effect, ...]) -> None:
