@@ -110,6 +110,28 @@ def test_cli_audit_verify_exits_non_zero_naming_the_row(ctx: Ctx, database_url: 
     assert "changed outside fleetup: name" in broken.output
 
 
+def test_events_of_a_released_savepoint_wait_for_the_outer_commit(ctx: Ctx) -> None:
+    _seed(ctx)
+    machine = service.get_machine(ctx.session, serial="M-1")
+    with ctx.session.begin_nested():
+        site = Site(customer_id=machine.site.customer_id, code="S8", name="保留")
+        ctx.session.add(site)
+        ctx.audit("create", site, None)
+    assert audit.count(ctx.session) == 3  # released, but the transaction has not committed
+    before = audit.snapshot(machine)
+    machine.program_version = "2.0.0"
+    ctx.audit("update", machine, before)
+    ctx.session.commit()
+
+    events, total = audit.get_all(ctx.session)
+    assert total == 5
+    assert [(e.action, e.entity_type) for e in events[:2]] == [
+        ("update", "machines"),
+        ("create", "sites"),
+    ]
+    assert audit.verify(ctx.session) == []
+
+
 def test_events_join_the_chain_at_commit_and_a_rolled_back_savepoint_takes_its_own(
     ctx: Ctx,
 ) -> None:

@@ -311,7 +311,13 @@ _PENDING = "fleetup_audit_pending"
 
 @listens_for(Session, "before_commit")
 def _join_chain(session: Session) -> None:
-    """Give the transaction's events their places in the chain, just before it commits."""
+    """Give the transaction's events their places in the chain, just before it commits.
+
+    A savepoint's release fires this too; its events wait for the outermost transaction,
+    which commits them all with one claim on the head.
+    """
+    if session.in_nested_transaction():
+        return
     pending: list[_Pending] = session.info.pop(_PENDING, [])
     if not pending:
         return
