@@ -91,14 +91,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def snapshot(row: Base) -> dict[str, Any]:
+def snapshot(row: Base, digests: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The row's column values as JSON-safe data, the form the trail stores.
 
     Columns a model names in ``__audit_digest__`` (large documents, such as an SOP instance's
-    state) are kept as their SHA-256, which still shows any change without copying the whole
-    document into every event.
+    state) are kept as their SHA-256 (``digest``), which still shows any change without
+    copying the whole document into every event. ``digests`` gives those a caller knows
+    already, by column; such a column is then not read at all.
     """
-    return _snapshot(type(row), lambda key: getattr(row, key))
+    return _snapshot(type(row), lambda key: getattr(row, key), digests)
 
 
 def snapshot_of(model: type[Base], values: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,15 +112,22 @@ def snapshot_of(model: type[Base], values: Mapping[str, Any]) -> dict[str, Any]:
     return _snapshot(model, values.__getitem__)
 
 
-def _snapshot(model: type[Base], value_of: Callable[[str], Any]) -> dict[str, Any]:
+def digest(document: Any) -> str:
+    """How the trail keeps a digested column's value: the SHA-256 of its canonical JSON."""
+    return "sha256:" + hashlib.sha256(_document(document).encode()).hexdigest()
+
+
+def _snapshot(
+    model: type[Base], value_of: Callable[[str], Any], digests: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     digested: frozenset[str] = getattr(model, "__audit_digest__", frozenset())
     values: dict[str, Any] = {}
     for attr in inspect(model).column_attrs:
-        raw = value_of(attr.key)
         if attr.key in digested:
-            values[attr.key] = "sha256:" + hashlib.sha256(_document(raw).encode()).hexdigest()
+            known = digests.get(attr.key) if digests else None
+            values[attr.key] = known or digest(value_of(attr.key))
         else:
-            values[attr.key] = _plain(raw)
+            values[attr.key] = _plain(value_of(attr.key))
     return values
 
 
@@ -205,6 +213,7 @@ class Change:
         before: ``snapshot(row)`` taken before the change, or None for a new row.
         deleted: the row is being deleted; the event's ``after`` is then empty.
         note: free text, such as the reason given for a manual action.
+        digests: the row's digested columns' digests, where the caller knows them already.
     """
 
     action: str
@@ -212,6 +221,7 @@ class Change:
     before: dict[str, Any] | None
     deleted: bool = False
     note: str = ""
+    digests: Mapping[str, str] | None = None
 
 
 def _unflushed(change: Change) -> bool:
@@ -235,7 +245,7 @@ def _event_of(change: Change) -> tuple[str, str, dict[str, Any] | None]:
     return (
         type(row).__tablename__,
         _entity_id(row),
-        None if change.deleted else snapshot(row),
+        None if change.deleted else snapshot(row, change.digests),
     )
 
 

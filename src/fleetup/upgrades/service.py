@@ -15,9 +15,10 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 from sqlalchemy import Table, bindparam, func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
+from fleetup.core import audit
 from fleetup.core.audit import Change, Written, snapshot
 from fleetup.core.context import Ctx
 from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
@@ -29,6 +30,7 @@ from fleetup.sop.errors import EngineError
 from fleetup.sop.events import Event, parse_event
 from fleetup.sop.model import Definition
 from fleetup.sop.state import Effect, InstanceState
+from fleetup.upgrades import states
 from fleetup.upgrades.library import UPGRADE_CHART, SopLibrary
 from fleetup.upgrades.models import SopInstance, SopTransitionRecord
 
@@ -161,6 +163,8 @@ def start(
     )
     ctx.session.add(instance)
     ctx.audit("start", instance, None)
+    known = states.Known(state.model_copy(update={"history": ()}), audit.digest(instance.state))
+    states.remember(ctx.session, key, 0, known)
     return instance
 
 
@@ -264,10 +268,18 @@ class Steps:
 
     def __init__(self, ctx: Ctx, library: SopLibrary, *, instance_id: int) -> None:
         self.ctx = ctx
-        self.instance = get(ctx.session, instance_id=instance_id)
-        self.definition = definition_of(ctx.session, library, self.instance)
-        self.state = state_of(self.instance)
-        self._before: dict[str, Any] | None = snapshot(self.instance)
+        # The state document is read only when this process does not hold it (``states``).
+        instance = ctx.session.get(SopInstance, instance_id, options=[defer(SopInstance.state)])
+        if instance is None:
+            raise NotFound(f"no SOP instance {instance_id}")
+        self.instance = instance
+        self.definition = definition_of(ctx.session, library, instance)
+        known = states.recall(instance.key, instance.transitions)
+        if known is None:
+            known = states.Known(state_of(instance), audit.digest(instance.state))
+            states.remember(ctx.session, instance.key, instance.transitions, known)
+        self.state = known.state
+        self._before: dict[str, Any] | None = snapshot(instance, {"state": known.digest})
         # Each event taken: the event, the node it left, the node it led to, its effects.
         self._taken: list[tuple[Event, str, str, tuple[Effect, ...]]] = []
 
@@ -314,8 +326,10 @@ class Steps:
         self._taken = []
         state, now = self.state, self.ctx.now()
         counted = instance.transitions
+        document = stored(state)
+        known = states.Known(state.model_copy(update={"history": ()}), audit.digest(document))
         values: dict[str, Any] = {
-            "state": stored(state),
+            "state": document,
             "status": state.status,
             "current_node": state.current,
             "updated_at": now,
@@ -344,8 +358,9 @@ class Steps:
             for number, (parsed, left, reached, effects) in enumerate(taken, counted + 1)
         ]
         ids = connection.execute(_INSERT_TRANSITIONS, records).scalars().all()
+        states.remember(self.ctx.session, instance.key, values["transitions"], known)
         action = taken[0][0].type if len(taken) == 1 else "events"
-        changes = [Change(action, instance, self._before)]
+        changes = [Change(action, instance, self._before, digests={"state": known.digest})]
         changes += [
             Change("create", Written(SopTransitionRecord, {**record, "id": record_id}), None)
             for record, record_id in zip(records, ids, strict=True)
