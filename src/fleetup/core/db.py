@@ -7,12 +7,12 @@ and always come back aware, whichever database holds them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -83,3 +83,27 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session that commits when the block ends and rolls back if it raises."""
     with factory() as session, session.begin():
         yield session
+
+
+# Rows a session looked up by something other than their primary key (a machine by serial, a
+# release by version), which its identity map cannot answer: a request or job that asks again
+# gets the row it already holds instead of a query.
+_LOOKED_UP = "fleetup_looked_up"
+
+
+def looked_up(session: Session, kind: str, key: Hashable) -> Any | None:
+    """The row this session found for ``key`` before (see ``remember``), while it is still
+    loaded and current: not expired by a rollback, nor rolled back out of the session. The
+    caller checks that the row still answers to ``key``."""
+    found = session.info.get(_LOOKED_UP, {}).get((kind, key))
+    if found is None:
+        return None
+    state = inspect(found)
+    if not state.persistent or state.expired_attributes or state.session is not session:
+        return None
+    return found
+
+
+def remember(session: Session, kind: str, key: Hashable, row: Any) -> None:
+    """Keep ``row`` as what ``key`` found, for ``looked_up`` in the same session."""
+    session.info.setdefault(_LOOKED_UP, {})[(kind, key)] = row

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from fleetup.core.audit import snapshot
 from fleetup.core.context import Ctx
+from fleetup.core.db import looked_up, remember
 from fleetup.core.errors import Conflict, NotFound
 from fleetup.fleet.models import Contact, Customer, Machine, Site
 from fleetup.fleet.schemas import (
@@ -205,6 +206,15 @@ def machine_out(machine: Machine) -> MachineOut:
 
 
 def get_machine(session: Session, *, serial: str) -> Machine:
+    """The machine with ``serial``, its site and customer loaded (the one this session found
+    already, if it did).
+
+    Raises:
+        NotFound: no such machine.
+    """
+    known: Machine | None = looked_up(session, "machine", serial)
+    if known is not None and known.serial == serial:
+        return known
     machine = session.scalar(
         select(Machine)
         .options(joinedload(Machine.site).joinedload(Site.customer))
@@ -212,6 +222,7 @@ def get_machine(session: Session, *, serial: str) -> Machine:
     )
     if machine is None:
         raise NotFound(f"no machine with serial {serial!r}")
+    remember(session, "machine", serial, machine)
     return machine
 
 

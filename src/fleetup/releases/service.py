@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from fleetup.core.config import Settings
 from fleetup.core.context import Ctx
+from fleetup.core.db import looked_up, remember
 from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from fleetup.releases.blobs import BlobStore, LocalBlobStore
 from fleetup.releases.models import Release
@@ -32,9 +33,13 @@ def tuf_repository(settings: Settings) -> TufRepository:
 
 
 def get(session: Session, *, version: str) -> Release:
+    known: Release | None = looked_up(session, "release", version)
+    if known is not None and known.version == version:
+        return known
     found = session.scalar(select(Release).where(Release.version == version))
     if found is None:
         raise NotFound(f"no release {version}; add it with `fleetup release add`")
+    remember(session, "release", version, found)
     return found
 
 

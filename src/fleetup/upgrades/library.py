@@ -9,6 +9,7 @@ from threading import Lock
 from sqlalchemy.orm import Session
 
 from fleetup.core.context import Ctx
+from fleetup.core.db import looked_up, remember
 from fleetup.core.errors import NotFound
 from fleetup.sop.loader import effective_definitions
 from fleetup.sop.model import Definition
@@ -41,7 +42,11 @@ class SopLibrary:
 
     def pin(self, ctx: Ctx, definition: Definition) -> None:
         """Keep ``definition`` in the database so its instances can always find it again."""
-        if ctx.session.get(SopDefinitionRecord, definition.effective_hash) is not None:
+        stored = looked_up(ctx.session, "sop_definition", definition.effective_hash)
+        if stored is None:
+            stored = ctx.session.get(SopDefinitionRecord, definition.effective_hash)
+        if stored is not None:
+            remember(ctx.session, "sop_definition", definition.effective_hash, stored)
             return
         record = SopDefinitionRecord(
             hash=definition.effective_hash,
@@ -52,6 +57,7 @@ class SopLibrary:
         )
         ctx.session.add(record)
         ctx.audit("create", record, None)
+        remember(ctx.session, "sop_definition", definition.effective_hash, record)
 
     def by_hash(self, session: Session, definition_hash: str) -> Definition:
         """The definition an instance started with, from memory or from the database."""
