@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fleetup.core.context import Ctx
@@ -151,7 +151,7 @@ def sign(
     instance = at_acceptance(ctx.session, machine=machine)
     digest = hashlib.sha256(png).hexdigest()
     now = ctx.now()
-    count = len(ctx.session.scalars(select(Acceptance.id)).all())
+    count = ctx.session.scalar(select(func.count()).select_from(Acceptance)) or 0
     acceptance = Acceptance(
         machine_id=machine.id,
         instance_id=instance.id,
