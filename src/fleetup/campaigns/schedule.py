@@ -133,16 +133,33 @@ class _Calendar:
         self.starts: list[datetime] = []
         self.day_minutes: dict[date, float] = defaultdict(float)
         self.total = 0.0
+        self._free: tuple[datetime, Booking | None] | None = None
         for booking in sorted(bookings, key=lambda b: b.start):
             self.add(booking)
 
     def add(self, booking: Booking) -> None:
+        self._free = None
         at = bisect.bisect(self.starts, booking.start)
         self.starts.insert(at, booking.start)
         self.bookings.insert(at, booking)
         minutes = (booking.end - booking.start).total_seconds() / 60 + booking.travel_minutes
         self.day_minutes[booking.start.astimezone(self.zone).date()] += minutes
         self.total += minutes
+
+    def free_from(self, start: datetime, length: timedelta) -> tuple[datetime, Booking | None]:
+        """The first moment from ``start`` with ``length`` free of bookings, and the booking
+        that ends there (None when that moment is ``start`` itself). No visit of this
+        calendar can start earlier, whatever its site, windows and travel."""
+        if self._free is None:
+            moment, ending = start, None
+            for booking in self.bookings:
+                if booking.end <= moment:
+                    continue
+                if booking.start >= moment + length:
+                    break
+                moment, ending = booking.end, booking
+            self._free = (moment, ending)
+        return self._free
 
     def neighbours(self, moment: datetime) -> tuple[Booking | None, Booking | None]:
         at = bisect.bisect(self.starts, moment)
@@ -185,7 +202,7 @@ def plan_visits(
     def default_travel(a: str, b: str) -> float:
         return 0.0 if a == b else rules.travel_minutes
 
-    minutes_between = travel or default_travel
+    minutes_between = travel_to = travel or default_travel
     zone = ZoneInfo(rules.timezone)
     end = start + timedelta(days=rules.horizon_days)
     length = timedelta(minutes=rules.visit_minutes)
@@ -209,9 +226,23 @@ def plan_visits(
     # only ever added, so a window with no room for a site's visit never gets any.
     first_open: dict[tuple[str, str], int] = {}
     for job in sorted(jobs, key=lambda j: (first_window(j), j.site, j.serial)):
-        best: tuple[datetime, float, _Calendar, float] | None = None
-        for calendar in calendars:
-            windows = site_windows[job.site]
+        windows = site_windows[job.site]
+        # The technician booked is the one free earliest, then the least busy, then the first
+        # named. A technician's visit cannot start before their first open window, so they
+        # are asked in that order, and the asking stops at the first who cannot beat the best
+        # found: with many technicians, most are never asked about a machine.
+        order = []
+        for index, calendar in enumerate(calendars):
+            first = first_open.get((calendar.name, job.site), 0)
+            if first < len(windows):
+                bound = max(windows[first][0], _not_before(calendar, job, start, length, travel_to))
+                order.append((bound, calendar.total, index))
+        order.sort()
+        best: tuple[datetime, float, int, float] | None = None
+        for bound, total, index in order:
+            if best is not None and (bound, total, index) >= (best[0], best[1], best[2]):
+                break
+            calendar = calendars[index]
             key = (calendar.name, job.site)
             found, first_open[key] = _earliest(
                 calendar, job, windows, first_open.get(key, 0), length, rules, minutes_between
@@ -219,18 +250,38 @@ def plan_visits(
             if found is None:
                 continue
             moment, travel_before = found
-            if best is None or (moment, calendar.total) < (best[0], best[1]):
-                best = (moment, calendar.total, calendar, travel_before)
+            if best is None or (moment, total, index) < (best[0], best[1], best[2]):
+                best = (moment, total, index, travel_before)
         if best is None:
             plan.unplanned.append(job.serial)
             continue
-        moment, _, calendar, travel_before = best
+        moment, _, chosen, travel_before = best
+        calendar = calendars[chosen]
         booking = Booking(
             calendar.name, job.serial, job.site, moment, moment + length, travel_before
         )
         calendar.add(booking)
         plan.visits.append(booking)
     return plan
+
+
+def _not_before(
+    calendar: _Calendar,
+    job: MachineJob,
+    start: datetime,
+    length: timedelta,
+    travel: Callable[[str, str], float],
+) -> datetime:
+    """A moment before which the calendar cannot take ``job``'s visit.
+
+    The visit starts at the calendar's first free moment at the earliest, after the travel
+    from the visit ending there; or, in a later gap, after a booking that ends at least
+    ``length`` after that moment.
+    """
+    moment, ending = calendar.free_from(start, length)
+    if ending is None:
+        return moment
+    return moment + min(timedelta(minutes=travel(ending.site, job.site)), length)
 
 
 def _earliest(
