@@ -53,6 +53,20 @@ def test_sending_twice_with_the_same_key_delivers_once(
     assert [(url, title) for url, title, _ in channel.sent] == [(HOOK, "[fleetup] Test message")]
 
 
+def test_a_send_that_loses_a_race_for_one_recipient_still_queues_the_others(
+    parts: Server, person: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    person("amy", url=HOOK)
+    person("bob", url="json://127.0.0.1:9/bob")
+    assert _send(parts, "incident-8:opened", ["user:amy"]) == 1
+    # Another worker queued amy's row after this one looked: it finds nothing queued yet.
+    monkeypatch.setattr(notify, "queued_already", lambda session, key: set())
+    assert _send(parts, "incident-8:opened", ["user:amy", "user:bob"]) == 1
+    assert sorted(recipient for recipient, _, _ in _rows(parts)) == ["user:amy", "user:bob"]
+    with parts.sessions() as session:
+        assert audit.verify(session) == []
+
+
 def test_a_missing_template_is_refused_by_name_and_writes_nothing(
     parts: Server, person: Callable[..., str]
 ) -> None:

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fleetup.accounts.models import User
-from fleetup.core.audit import snapshot
+from fleetup.core.audit import Change, snapshot
 from fleetup.core.config import LANGUAGES, Settings, load_settings
 from fleetup.core.context import Ctx
 from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
@@ -98,43 +98,74 @@ def send(ctx: Ctx, *, template: str, key: str, to: Sequence[str], params: Mappin
         for target in _resolve(ctx.session, settings, item):
             targets.setdefault((target.recipient, _channel_of(target.url)), target)
     rendered = {lang: templates.render(template, lang, params) for lang in LANGUAGES}
-    existing = {
+    existing = queued_already(ctx.session, key)
+    values = [
+        _values(ctx, template, key, recipient, channel, target, rendered[target.language])
+        for (recipient, channel), target in targets.items()
+        if (recipient, channel) not in existing
+    ]
+    if not values:
+        return 0
+    added = [Notification(**row) for row in values]
+    try:
+        # All at once; a concurrent send of the same event may have won the race for some of
+        # them (the outcome wanted), and then each is tried on its own.
+        with ctx.session.begin_nested():
+            ctx.session.add_all(added)
+            ctx.session.flush()
+    except IntegrityError:
+        added = []
+        for row in values:
+            notification = Notification(**row)
+            try:
+                with ctx.session.begin_nested():
+                    ctx.session.add(notification)
+                    ctx.session.flush()
+            except IntegrityError:
+                continue
+            added.append(notification)
+    ctx.audit_all(
+        [Change("queue", row, None, note=f"{template} to {row.recipient}") for row in added]
+    )
+    return len(added)
+
+
+def _values(
+    ctx: Ctx,
+    template: str,
+    key: str,
+    recipient: str,
+    channel: str,
+    target: _Target,
+    rendered: tuple[str, str],
+) -> dict[str, Any]:
+    subject, body = rendered
+    return {
+        "template": template,
+        "key": key,
+        "recipient": recipient,
+        "language": target.language,
+        "channel": channel,
+        "channel_label": channels.label(target.url) if target.url else "",
+        "channel_url": target.url,
+        "subject": subject,
+        "body": body,
+        "status": QUEUED if target.url else NO_CHANNEL,
+        "attempts": 0,
+        "created_at": ctx.now(),
+        "next_attempt_at": ctx.now(),
+        "last_error": "" if target.url else "the recipient has no notification channel",
+    }
+
+
+def queued_already(session: Session, key: str) -> set[tuple[str, str]]:
+    """The (recipient, channel) pairs that have a notification with ``key``."""
+    return {
         (recipient, channel)
-        for recipient, channel in ctx.session.execute(
+        for recipient, channel in session.execute(
             select(Notification.recipient, Notification.channel).where(Notification.key == key)
         )
     }
-    queued = 0
-    for (recipient, channel), target in targets.items():
-        if (recipient, channel) in existing:
-            continue
-        subject, body = rendered[target.language]
-        row = Notification(
-            template=template,
-            key=key,
-            recipient=recipient,
-            language=target.language,
-            channel=channel,
-            channel_label=channels.label(target.url) if target.url else "",
-            channel_url=target.url,
-            subject=subject,
-            body=body,
-            status=QUEUED if target.url else NO_CHANNEL,
-            attempts=0,
-            created_at=ctx.now(),
-            next_attempt_at=ctx.now(),
-            last_error="" if target.url else "the recipient has no notification channel",
-        )
-        try:
-            # A concurrent send of the same event may win the race; that is the outcome wanted.
-            with ctx.session.begin_nested():
-                ctx.session.add(row)
-                ctx.session.flush()
-        except IntegrityError:
-            continue
-        ctx.audit("queue", row, None, note=f"{template} to {recipient}")
-        queued += 1
-    return queued
 
 
 def _channel_of(url: str) -> str:
