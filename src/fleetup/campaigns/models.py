@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy import UniqueConstraint as Unique
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -119,7 +119,11 @@ class WaveMember(Base):
     action and upgrade (both audited); joining and retrying are audited as gate events."""
 
     __tablename__ = "campaign_wave_members"
-    __table_args__ = (Unique("wave_id", "machine_id"),)
+    # A wave's counts (the gate, the dashboard, the watch) read the second index alone.
+    __table_args__ = (
+        Unique("wave_id", "machine_id"),
+        Index("ix_campaign_wave_members_wave_id_status", "wave_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     wave_id: Mapped[int] = mapped_column(ForeignKey("campaign_waves.id"), index=True)
