@@ -9,6 +9,7 @@ failed when the agent gave up or the upgrade waits on a cap.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from fleetup.accounts.models import User
 from fleetup.campaigns.models import GateEvent, Visit, Wave, WaveMember
 from fleetup.campaigns.schedule import ScheduleRules
-from fleetup.core.audit import snapshot
+from fleetup.core.audit import Change, snapshot
 from fleetup.core.clock import utc
 from fleetup.core.context import Ctx
 from fleetup.core.security import Role
@@ -270,53 +271,71 @@ def cancel_visits(ctx: Ctx, machine_ids: Iterable[int], *, wave_id: int) -> None
 
 
 def _set_action(ctx: Ctx, action: DeviceAction, status: str, note: str) -> None:
-    before = snapshot(action)
-    action.status = status
-    action.updated_at = ctx.now()
-    ctx.audit("update", action, before, note=note)
-    device = ctx.session.scalar(select(Device).where(Device.machine_id == action.machine_id))
-    if device is not None:
-        device.changes += 1  # the next poll sees a new ETag
+    _set_actions(ctx, [action], status, note)
+
+
+def _set_actions(ctx: Ctx, actions: Sequence[DeviceAction], status: str, note: str) -> None:
+    """Move ``actions`` to ``status``, audited together; each IPC's next poll sees a new
+    ETag."""
+    if not actions:
+        return
+    befores = [snapshot(action) for action in actions]
+    now = ctx.now()
+    for action in actions:
+        action.status = status
+        action.updated_at = now
+    ctx.audit_all(
+        [
+            Change("update", action, before, note=note)
+            for action, before in zip(actions, befores, strict=True)
+        ]
+    )
+    moved = Counter(action.machine_id for action in actions)
+    for device in ctx.session.scalars(select(Device).where(Device.machine_id.in_(list(moved)))):
+        device.changes += moved[device.machine_id]
 
 
 def _actions(
     session: Session, members: Iterable[WaveMember]
 ) -> list[tuple[WaveMember, DeviceAction]]:
-    found = []
-    for member in members:
-        if member.action_id is None:
-            continue
-        action = session.get(DeviceAction, member.action_id)
-        if action is not None:
-            found.append((member, action))
-    return found
+    listed = [member for member in members if member.action_id is not None]
+    actions = {
+        action.id: action
+        for action in session.scalars(
+            select(DeviceAction).where(DeviceAction.id.in_([member.action_id for member in listed]))
+        )
+    }
+    return [
+        (member, actions[member.action_id])
+        for member in listed
+        if member.action_id is not None and member.action_id in actions
+    ]
 
 
 def hold(ctx: Ctx, members: Iterable[WaveMember]) -> int:
     """Hold the members' deployments the IPC has not started; returns how many."""
-    held = 0
-    for member, action in _actions(ctx.session, members):
-        if action.status == "queued":
-            _set_action(ctx, action, "held", "wave paused")
-            member.status = "held"
-            held += 1
-    return held
+    queued = [(m, a) for m, a in _actions(ctx.session, members) if a.status == "queued"]
+    _set_actions(ctx, [action for _, action in queued], "held", "wave paused")
+    for member, _ in queued:
+        member.status = "held"
+    return len(queued)
 
 
 def release(ctx: Ctx, members: Iterable[WaveMember]) -> int:
-    released = 0
-    for member, action in _actions(ctx.session, members):
-        if action.status == "held":
-            _set_action(ctx, action, "queued", "wave resumed")
-            member.status = "scheduled"
-            released += 1
-    return released
+    held = [(m, a) for m, a in _actions(ctx.session, members) if a.status == "held"]
+    _set_actions(ctx, [action for _, action in held], "queued", "wave resumed")
+    for member, _ in held:
+        member.status = "scheduled"
+    return len(held)
 
 
 def cancel(ctx: Ctx, members: Iterable[WaveMember]) -> None:
-    for _, action in _actions(ctx.session, members):
-        if action.status in ("queued", "held"):
-            _set_action(ctx, action, "cancelled", "wave aborted")
+    open_actions = [
+        action
+        for _, action in _actions(ctx.session, members)
+        if action.status in ("queued", "held")
+    ]
+    _set_actions(ctx, open_actions, "cancelled", "wave aborted")
 
 
 def hold_machine_actions(ctx: Ctx, *, serial: str, reason: str) -> int:
