@@ -231,21 +231,42 @@ def window_passed(ctx: Ctx, action: DeviceAction) -> bool:
     )
 
 
-def follow_visit(ctx: Ctx, member: WaveMember, status: str, completed_at: datetime | None) -> None:
-    visit = _current_visit(ctx.session, member.machine_id, member.wave_id)
-    if visit is None:
+def follow_visits(
+    ctx: Ctx, moved: Sequence[tuple[WaveMember, str, datetime | None]], *, wave_id: int
+) -> None:
+    """Bring the visits of members whose status moved (to ``status``, the upgrade completed at
+    ``completed_at``) along: started when the machine runs, done when it is settled. The
+    visits are read together and their changes audited together."""
+    if not moved:
         return
-    before = snapshot(visit)
-    if status == "running" and visit.status == "planned":
-        visit.status = "in_progress"
-        visit.actual_start = ctx.now()
-    elif status in ("succeeded", "failed") and visit.status in ("planned", "in_progress"):
-        visit.status = "done"
-        visit.actual_start = visit.actual_start or ctx.now()
-        visit.actual_end = completed_at or ctx.now()
-    else:
-        return
-    ctx.audit("update", visit, before)
+    current: dict[int, Visit] = {}
+    for found in ctx.session.scalars(
+        select(Visit)
+        .where(
+            Visit.wave_id == wave_id,
+            Visit.machine_id.in_([member.machine_id for member, _, _ in moved]),
+            Visit.status.in_(("planned", "in_progress")),
+        )
+        .order_by(Visit.id)
+    ):
+        current[found.machine_id] = found  # the latest one per machine
+    changes = []
+    for member, status, completed_at in moved:
+        visit = current.get(member.machine_id)
+        if visit is None:
+            continue
+        before = snapshot(visit)
+        if status == "running" and visit.status == "planned":
+            visit.status = "in_progress"
+            visit.actual_start = ctx.now()
+        elif status in ("succeeded", "failed") and visit.status in ("planned", "in_progress"):
+            visit.status = "done"
+            visit.actual_start = visit.actual_start or ctx.now()
+            visit.actual_end = completed_at or ctx.now()
+        else:
+            continue
+        changes.append(Change("update", visit, before))
+    ctx.audit_all(changes)
 
 
 def _current_visit(session: Session, machine_id: int, wave_id: int) -> Visit | None:

@@ -370,6 +370,7 @@ def _start_wave(
 def _sync(ctx: Ctx, wave: Wave) -> list[WaveMember]:
     """Bring the members' statuses up to date; returns those whose visit was missed."""
     missed: list[WaveMember] = []
+    moved: list[tuple[WaveMember, str, datetime | None]] = []
     for row in deployments.following(ctx.session, wave_id=wave.id, now=ctx.now()):
         member, action = row.member, row.action
         status = deployments.member_status(action, row.instance_status)
@@ -381,7 +382,8 @@ def _sync(ctx: Ctx, wave: Wave) -> list[WaveMember]:
         member.status = status
         if status in ("succeeded", "failed"):
             member.finished_at = ctx.now()
-        deployments.follow_visit(ctx, member, status, row.instance_completed_at)
+        moved.append((member, status, row.instance_completed_at))
+    deployments.follow_visits(ctx, moved, wave_id=wave.id)
     return missed
 
 
