@@ -31,6 +31,8 @@ from fleetup.core.config import Settings
 from fleetup.core.context import Ctx
 from fleetup.core.db import Base, make_engine
 from fleetup.core.security import Role
+from fleetup.fleet import service as fleet
+from fleetup.fleet.schemas import CustomerIn, MachineIn, SiteIn
 from support import Account
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,3 +156,22 @@ def make_account(server_parts: Server) -> Callable[..., Account]:
         return Account(username=name, password=password, token=token, role=role)
 
     return make
+
+
+@pytest.fixture
+def machine(ctx: Ctx) -> str:
+    """One machine at a customer's site, committed; its serial."""
+    fleet.create_customer(ctx, CustomerIn(code="YJ", name="永捷精機"))
+    fleet.create_site(ctx, SiteIn(customer_code="YJ", code="TC1", name="台中廠"))
+    fleet.create_machine(
+        ctx,
+        MachineIn(
+            serial="YJ-TC1-CNC001",
+            model="CNC-5",
+            ipc_os="Win10",
+            customer_code="YJ",
+            site_code="TC1",
+        ),
+    )
+    ctx.session.commit()
+    return "YJ-TC1-CNC001"

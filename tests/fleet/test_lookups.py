@@ -13,23 +13,6 @@ from fleetup.api.deps import Server
 from fleetup.core.context import Ctx
 from fleetup.core.errors import NotFound
 from fleetup.fleet import service as fleet
-from fleetup.fleet.schemas import CustomerIn, MachineIn, SiteIn
-
-SERIAL = "YJ-TC1-CNC010"
-
-
-@pytest.fixture
-def machine(ctx: Ctx) -> str:
-    fleet.create_customer(ctx, CustomerIn(code="YJ", name="永捷精機"))
-    fleet.create_site(ctx, SiteIn(customer_code="YJ", code="TC1", name="台中廠"))
-    fleet.create_machine(
-        ctx,
-        MachineIn(
-            serial=SERIAL, model="CNC-5", ipc_os="Win10", customer_code="YJ", site_code="TC1"
-        ),
-    )
-    ctx.session.commit()
-    return SERIAL
 
 
 @pytest.fixture

@@ -4,35 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
 from fastapi.testclient import TestClient
 
 from fleetup.api.deps import Server
 from fleetup.core import audit
 from fleetup.core.context import Ctx
 from fleetup.core.security import Role
-from fleetup.fleet import service as fleet
-from fleetup.fleet.schemas import CustomerIn, MachineIn, SiteIn
 from fleetup.upgrades import service as upgrades
 from fleetup.upgrades import states
 from fleetup.upgrades.models import SopInstance
 from support import Account
-
-SERIAL = "YJ-TC1-CNC002"
-
-
-@pytest.fixture
-def machine(ctx: Ctx) -> str:
-    fleet.create_customer(ctx, CustomerIn(code="YJ", name="永捷精機"))
-    fleet.create_site(ctx, SiteIn(customer_code="YJ", code="TC1", name="台中廠"))
-    fleet.create_machine(
-        ctx,
-        MachineIn(
-            serial=SERIAL, model="CNC-5", ipc_os="Win10", customer_code="YJ", site_code="TC1"
-        ),
-    )
-    ctx.session.commit()
-    return SERIAL
 
 
 def _stored(server_parts: Server, instance_id: int) -> SopInstance:

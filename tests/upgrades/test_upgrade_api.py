@@ -17,27 +17,9 @@ from fleetup.core.clock import ManualClock
 from fleetup.core.context import Ctx
 from fleetup.core.errors import Conflict
 from fleetup.core.security import Role
-from fleetup.fleet import service as fleet
-from fleetup.fleet.schemas import CustomerIn, MachineIn, SiteIn
 from fleetup.upgrades import service as upgrades
 from fleetup.upgrades.models import SopTransitionRecord
 from support import Account
-
-SERIAL = "YJ-TC1-CNC001"
-
-
-@pytest.fixture
-def machine(ctx: Ctx) -> str:
-    fleet.create_customer(ctx, CustomerIn(code="YJ", name="永捷精機"))
-    fleet.create_site(ctx, SiteIn(customer_code="YJ", code="TC1", name="台中廠"))
-    fleet.create_machine(
-        ctx,
-        MachineIn(
-            serial=SERIAL, model="CNC-5", ipc_os="Win10", customer_code="YJ", site_code="TC1"
-        ),
-    )
-    ctx.session.commit()
-    return SERIAL
 
 
 def _post(client: TestClient, account: Account, instance: int, event: dict[str, Any]) -> Any:
