@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from fleetup.api.deps import Server
 from fleetup.campaigns.models import WaveMember
+from fleetup.core.audit import snapshot
 from fleetup.core.config import Settings
 from fleetup.core.context import Ctx
 from fleetup.core.security import Role
@@ -102,9 +103,11 @@ def campaign(
 
 
 def settle(parts: Server, serial: str, outcome: str) -> None:
-    """Arrange a member's result as its records would show it: ``succeeded`` completes its
-    upgrade, ``failed`` fails its deployment, ``running`` starts it."""
+    """Arrange a member's result as its records would show it, audited as every change to
+    them is: ``succeeded`` completes its upgrade, ``failed`` fails its deployment,
+    ``running`` starts it."""
     with parts.sessions() as session:
+        ctx = Ctx(session=session, actor="test", clock=parts.clock)
         machine = session.scalar(select(Machine).where(Machine.serial == serial))
         assert machine is not None
         member = session.scalar(
@@ -116,13 +119,16 @@ def settle(parts: Server, serial: str, outcome: str) -> None:
         action = session.get(DeviceAction, member.action_id)
         instance = session.get(SopInstance, member.instance_id)
         assert action is not None and instance is not None
+        action_before, instance_before = snapshot(action), snapshot(instance)
         if outcome == "succeeded":
             action.status = "succeeded"
             instance.status = "completed"
+            ctx.audit("update", instance, instance_before)
         elif outcome == "failed":
             action.status = "failed"
         else:
             action.status = "running"
+        ctx.audit("update", action, action_before)
         session.commit()
 
 

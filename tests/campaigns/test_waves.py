@@ -12,8 +12,13 @@ from sqlalchemy import select
 
 from campaigns.conftest import settle
 from fleetup.api.deps import Server
+from fleetup.campaigns.models import WaveMember
+from fleetup.core.audit import snapshot
 from fleetup.core.clock import ManualClock
+from fleetup.core.context import Ctx
 from fleetup.devices.models import DeviceAction
+from fleetup.fleet import service as fleet
+from fleetup.upgrades.models import SopInstance
 from support import Account
 
 
@@ -383,3 +388,63 @@ def test_the_gate_check_is_skipped_until_a_member_moves_or_a_manager_decides(
     )
     assert resumed.status_code == 200, resumed.text
     assert look(server_parts) == {"campaigns.check_gates": 1}  # the decision is a change
+
+
+def test_an_upgrade_step_that_moves_no_member_leaves_the_gate_check_skipped(
+    client: TestClient,
+    manager: Account,
+    campaign: dict[str, Any],
+    server_parts: Server,
+    look: Callable[[Server], dict[str, int]],
+    clock: ManualClock,
+) -> None:
+    _start_now(client, manager, campaign, clock, size=2)
+    look(server_parts)  # D1 starts
+    look(server_parts)  # its own gate event
+    assert look(server_parts) == {}
+
+    serial = _members(client, manager, campaign, "D1")[0]["serial"]
+    with server_parts.sessions() as session:
+        ctx = Ctx(session=session, actor="test", clock=clock)
+        machine = fleet.get_machine(session, serial=serial)
+        member = session.scalars(
+            select(WaveMember).where(WaveMember.machine_id == machine.id)
+        ).one()
+        instance = session.get_one(SopInstance, member.instance_id)
+        before = snapshot(instance)
+        instance.current_node = "E2"  # a step inside the upgrade: still running
+        ctx.audit("update", instance, before)
+        session.commit()
+    assert look(server_parts) == {}  # the member's status did not move
+
+    settle(server_parts, serial, "running")
+    assert look(server_parts) == {"campaigns.check_gates": 1}
+    assert _wave(client, manager, campaign, "D1")["counts"]["running"] == 1
+
+
+def test_a_later_look_books_a_new_visit_for_a_machine_whose_window_closed(
+    client: TestClient,
+    manager: Account,
+    campaign: dict[str, Any],
+    server_parts: Server,
+    look: Callable[[Server], dict[str, int]],
+    clock: ManualClock,
+) -> None:
+    _start_now(client, manager, campaign, clock, size=1)
+    look(server_parts)  # D1 starts: one visit, one queued deployment
+    look(server_parts)
+    assert look(server_parts) == {}
+    with server_parts.sessions() as session:
+        first = session.scalars(select(DeviceAction)).one()
+        assert first.status == "queued" and first.not_after is not None
+        closed = first.not_after
+
+    clock.set(closed + timedelta(minutes=1))  # nothing audited: only time passed
+    assert look(server_parts) == {"campaigns.check_gates": 1}
+    with server_parts.sessions() as session:
+        actions = session.scalars(select(DeviceAction).order_by(DeviceAction.id)).all()
+    assert [a.status for a in actions] == ["cancelled", "queued"]
+    assert actions[1].not_before is not None and actions[1].not_before > closed
+    visits = client.get(_url(campaign, "/visits"), headers=manager.headers).json()
+    assert sorted(v["status"] for v in visits) == ["cancelled", "planned"]
+    assert _wave(client, manager, campaign, "D1")["counts"]["scheduled"] == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -15,8 +16,11 @@ from fleetup.core.errors import Conflict
 from fleetup.customers import scheduled, stats, surveys
 from fleetup.customers.links import LinkRefused, Links
 from fleetup.customers.models import SurveyFollowUp
+from fleetup.fleet import service as fleet
 from fleetup.notify.models import Notification
 from fleetup.upgrades import service as upgrades
+from fleetup.worker import Scheduler
+from fleetup.worker.jobs import JOBS
 
 
 def _completed(ctx: Ctx, parts: Server, serial: str) -> None:
@@ -121,3 +125,28 @@ def test_statistics_per_customer_count_each_machines_latest_score() -> None:
     assert figures.promoters == 2 and figures.detractors == 2 and figures.passives == 2
     assert figures.nps == 0.0
     assert figures.share_at_least_8 == 0.5
+
+
+def test_the_worker_opens_a_survey_when_an_upgrade_completes_and_then_skips_the_job(
+    ctx: Ctx, server_parts: Server, clock: ManualClock
+) -> None:
+    parts = server_parts
+    job = next(job for job in JOBS if job.name == "customers.open_due_surveys")
+    scheduler = Scheduler([replace(job, every=timedelta(0))])
+    first = make_machine(ctx)
+    _completed(ctx, parts, first)
+    ctx.session.commit()
+    assert scheduler.run_due(parts) == {"customers.open_due_surveys": 1}  # its first run
+    assert scheduler.run_due(parts) == {}  # nothing completed since
+
+    second = make_machine(ctx, serial="CM-0002", customer="C02")
+    instance_id = start(ctx, parts.library, second)
+    ctx.session.commit()
+    assert scheduler.run_due(parts) == {}  # an upgrade under way: no survey yet
+    walk(ctx, parts.library, instance_id, until="V")
+    ctx.session.commit()
+    assert scheduler.run_due(parts) == {"customers.open_due_surveys": 1}
+    assert scheduler.run_due(parts) == {}
+    assert [s.machine_id for s in surveys.get_all(ctx.session)] == [
+        fleet.get_machine(ctx.session, serial=serial).id for serial in (first, second)
+    ]

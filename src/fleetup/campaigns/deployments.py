@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, or_, select
 from sqlalchemy.orm import Session
 
 from fleetup.accounts.models import User
 from fleetup.campaigns.models import GateEvent, Visit, Wave, WaveMember
 from fleetup.campaigns.schedule import ScheduleRules
+from fleetup.core import audit
 from fleetup.core.audit import Change, snapshot
 from fleetup.core.clock import utc
 from fleetup.core.context import Ctx
@@ -166,21 +167,76 @@ def _status_now() -> ColumnElement[str]:
     )
 
 
-def following(session: Session, *, wave_id: int, now: datetime) -> list[Following]:
+def following(
+    session: Session, *, wave_id: int, now: datetime, changed: Changed | None = None
+) -> list[Following]:
     """The wave's unsettled members whose status changed, or whose install window closed.
 
     The worker follows every running wave at each look. The database compares each member's
     stored status with what its action and SOP instance say now, so a look reads only the
-    members that moved (and never an SOP instance's whole state), however large the wave.
+    members that moved (and never an SOP instance's whole state). Given ``changed``, the
+    stretch of the audit trail since the last look, it compares only the members whose action
+    or upgrade appears there, and those whose window closed (both found by index), so a look
+    costs what changed, not the size of the wave.
     """
-    rows = session.execute(
+    query = (
         select(WaveMember, DeviceAction, SopInstance.status, SopInstance.completed_at)
         .outerjoin(DeviceAction, WaveMember.action_id == DeviceAction.id)
         .outerjoin(SopInstance, WaveMember.instance_id == SopInstance.id)
-        .where(WaveMember.wave_id == wave_id, _moved(now))
         .order_by(WaveMember.id)
-    ).all()
-    return [Following(*row) for row in rows]
+    )
+    if changed is None:
+        rows = session.execute(query.where(WaveMember.wave_id == wave_id, _moved(now))).all()
+        return [Following(*row) for row in rows]
+    candidates = or_(
+        WaveMember.action_id.in_(changed.ids(DeviceAction)),
+        WaveMember.instance_id.in_(changed.ids(SopInstance)),
+        WaveMember.action_id.in_(_closed_windows(now)),
+    )
+    look = query.where(WaveMember.wave_id == wave_id, candidates, _moved(now))
+    return [Following(*row) for row in session.execute(look).all()]
+
+
+def _closed_windows(now: datetime | ColumnElement[datetime]) -> Select[int]:
+    """The queued actions whose install window closed before ``now`` (read by index)."""
+    return select(DeviceAction.id).where(
+        DeviceAction.status == "queued", DeviceAction.not_after < now
+    )
+
+
+@dataclass(frozen=True)
+class Changed:
+    """A stretch of the audit trail: the events after position ``since`` up to ``until``."""
+
+    since: int
+    until: int
+
+    def ids(self, model: type[DeviceAction] | type[SopInstance]) -> Select[int]:
+        """The ids of the rows of ``model`` changed in the stretch, as a subquery."""
+        return audit.changed_ids(model, self.since, self.until)
+
+
+def members_touched(
+    now: ColumnElement[datetime], after: ColumnElement[int], waves: ColumnElement[bool]
+) -> ColumnElement[bool]:
+    """True when a member of a wave matching ``waves`` moved because its action or upgrade
+    changed after audit position ``after``: the changes to those two tables that give the
+    worker something to follow, found by index whatever the size of the waves."""
+    return (
+        select(WaveMember.id)
+        .join(Wave, WaveMember.wave_id == Wave.id)
+        .outerjoin(DeviceAction, WaveMember.action_id == DeviceAction.id)
+        .outerjoin(SopInstance, WaveMember.instance_id == SopInstance.id)
+        .where(
+            or_(
+                WaveMember.action_id.in_(audit.changed_ids(DeviceAction, after)),
+                WaveMember.instance_id.in_(audit.changed_ids(SopInstance, after)),
+            ),
+            waves,
+            _moved(now),
+        )
+        .exists()
+    )
 
 
 def _moved(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
@@ -194,14 +250,17 @@ def _moved(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     )
 
 
-def members_moved(now: ColumnElement[datetime], waves: ColumnElement[bool]) -> ColumnElement[bool]:
-    """True when a member of a wave matching ``waves`` has something to follow at ``now``."""
+def window_closed(now: ColumnElement[datetime], waves: ColumnElement[bool]) -> ColumnElement[bool]:
+    """True when an unsettled member of a wave matching ``waves`` is still queued after its
+    install window closed: what a look must follow that no audited change says."""
     return (
         select(WaveMember.id)
         .join(Wave, WaveMember.wave_id == Wave.id)
-        .outerjoin(DeviceAction, WaveMember.action_id == DeviceAction.id)
-        .outerjoin(SopInstance, WaveMember.instance_id == SopInstance.id)
-        .where(waves, _moved(now))
+        .where(
+            waves,
+            WaveMember.status.not_in(SETTLED),
+            WaveMember.action_id.in_(_closed_windows(now)),
+        )
         .exists()
     )
 

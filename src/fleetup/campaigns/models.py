@@ -133,8 +133,13 @@ class WaveMember(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     late: Mapped[bool] = mapped_column(Boolean, default=False)
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    action_id: Mapped[int | None] = mapped_column(ForeignKey("device_actions.id"), nullable=True)
-    instance_id: Mapped[int | None] = mapped_column(ForeignKey("sop_instances.id"), nullable=True)
+    # Indexed: the worker finds the members whose action or upgrade changed by these.
+    action_id: Mapped[int | None] = mapped_column(
+        ForeignKey("device_actions.id"), nullable=True, index=True
+    )
+    instance_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sop_instances.id"), nullable=True, index=True
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     note: Mapped[str] = mapped_column(Text, default="")

@@ -16,7 +16,7 @@ window.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,12 +24,14 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from fleetup.campaigns import deployments
+from fleetup.campaigns.deployments import Changed
 from fleetup.campaigns.gates import GateRule, WaveCounts, evaluate
 from fleetup.campaigns.models import Campaign, GateEvent, Visit, Wave, WaveMember
 from fleetup.campaigns.schedule import Booking, MachineJob, ScheduleRules, plan_visits
 from fleetup.campaigns.schemas import CountsOut, Selection, WaveUpdate
 from fleetup.campaigns.service import get, set_activity_status
-from fleetup.core.audit import snapshot
+from fleetup.core import audit
+from fleetup.core.audit import AuditEvent, snapshot
 from fleetup.core.context import Ctx
 from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from fleetup.fleet.models import Customer, Machine, MachineState, Site
@@ -367,11 +369,12 @@ def _start_wave(
     _event(ctx, wave, "started", f"{len(members)} machines")
 
 
-def _sync(ctx: Ctx, wave: Wave) -> list[WaveMember]:
-    """Bring the members' statuses up to date; returns those whose visit was missed."""
+def _sync(ctx: Ctx, wave: Wave, changed: Changed | None = None) -> list[WaveMember]:
+    """Bring the members' statuses up to date (those whose action or upgrade ``changed``,
+    when given); returns those whose visit was missed."""
     missed: list[WaveMember] = []
     moved: list[tuple[WaveMember, str, datetime | None]] = []
-    for row in deployments.following(ctx.session, wave_id=wave.id, now=ctx.now()):
+    for row in deployments.following(ctx.session, wave_id=wave.id, now=ctx.now(), changed=changed):
         member, action = row.member, row.action
         status = deployments.member_status(action, row.instance_status)
         if status == "scheduled" and action is not None and deployments.window_passed(ctx, action):
@@ -387,9 +390,16 @@ def _sync(ctx: Ctx, wave: Wave) -> list[WaveMember]:
     return missed
 
 
-def _refresh(ctx: Ctx, library: SopLibrary, campaign: Campaign, wave: Wave, base_url: str) -> None:
+def _refresh(
+    ctx: Ctx,
+    library: SopLibrary,
+    campaign: Campaign,
+    wave: Wave,
+    base_url: str,
+    changed: Changed | None = None,
+) -> None:
     """Sync the members, and book a new visit for each machine that missed its own."""
-    missed = _sync(ctx, wave)
+    missed = _sync(ctx, wave, changed)
     if missed:
         deployments.cancel_visits(ctx, [m.machine_id for m in missed], wave_id=wave.id)
         deployments.cancel(ctx, missed)
@@ -453,11 +463,31 @@ def _open_members(session: Session, wave_id: int) -> list[WaveMember]:
     ]
 
 
-def tick(ctx: Ctx, library: SopLibrary, *, campaign_id: int, base_url: str) -> None:
-    """Do what is due for one campaign at ``ctx.now()`` (safe to run any number of times)."""
+def tick(
+    ctx: Ctx,
+    library: SopLibrary,
+    *,
+    campaign_id: int,
+    base_url: str,
+    followed: Mapping[int, int] | None = None,
+) -> dict[int, int]:
+    """Do what is due for one campaign at ``ctx.now()`` (safe to run any number of times).
+
+    Args:
+        followed: by wave id, the audit position up to which an earlier look (committed)
+            followed the wave's members; such a wave's look reads only what changed since.
+
+    Returns:
+        By wave id, the position this look followed its members to, to hand to the next
+        look once this one is committed.
+    """
     campaign = get(ctx.session, campaign_id=campaign_id)
     if campaign.status != "running":
-        return
+        return {}
+    # Read before the members: every change with a number up to here is committed, so the
+    # members read next reflect at least those.
+    head = audit.position(ctx.session)
+    reached: dict[int, int] = {}
     previous: Wave | None = None
     for wave in waves_of(ctx.session, campaign_id=campaign_id):
         if wave.status == "planned":
@@ -465,9 +495,13 @@ def tick(ctx: Ctx, library: SopLibrary, *, campaign_id: int, base_url: str) -> N
             if may_start and ctx.now() >= wave.planned_start:
                 _start_wave(ctx, library, campaign, wave, base_url)
         if wave.status in ("running", "paused"):
-            _refresh(ctx, library, campaign, wave, base_url)
+            since = (followed or {}).get(wave.id)
+            changed = None if since is None or since > head else Changed(since, head)
+            _refresh(ctx, library, campaign, wave, base_url, changed)
             _apply_gate(ctx, wave)
+            reached[wave.id] = head
         previous = wave
+    return reached
 
 
 # -- a manager's decisions -------------------------------------------------------------------
@@ -666,8 +700,9 @@ def pause_wave_of(ctx: Ctx, *, serial: str, reason: str) -> str | None:
 def tick_pending(now: ColumnElement[datetime]) -> ColumnElement[bool]:
     """True when ``tick`` may have something to do at ``now`` that no audited change says:
     a planned wave whose start has come and whose previous wave's gate is open, or a member
-    of a running or paused wave whose action or upgrade moved, or whose install window
-    closed. (Decisions, retries and late joiners write gate events, which the job watches.)
+    of a running or paused wave whose install window closed. (A member's action and upgrade
+    are audited, and decisions, retries and late joiners write gate events: the job watches
+    those tables, ``scheduled.CHANGES``.)
     """
     previous = aliased(Wave)
     previous_gate = (
@@ -688,13 +723,35 @@ def tick_pending(now: ColumnElement[datetime]) -> ColumnElement[bool]:
         )
         .exists()
     )
+    return or_(wave_due, deployments.window_closed(now, _followed()))
+
+
+def _followed() -> ColumnElement[bool]:
+    """A running or paused wave of a running campaign: the worker follows its members."""
     in_running_campaign = (
         select(Campaign.id)
         .where(Campaign.id == Wave.campaign_id, Campaign.status == "running")
         .exists()
     )
-    followed = and_(Wave.status.in_(("running", "paused")), in_running_campaign)
-    return or_(wave_due, deployments.members_moved(now, followed))
+    return and_(Wave.status.in_(("running", "paused")), in_running_campaign)
+
+
+# The campaign's own audited tables: a campaign started or stopped, a wave edited, and every
+# decision, retry, hold or late joiner (a gate event each).
+CAMPAIGN_TABLES = ("campaigns", "campaign_waves", "campaign_gate_events")
+
+
+def tick_changed(now: ColumnElement[datetime], after: ColumnElement[int]) -> ColumnElement[bool]:
+    """True when the audit events after position ``after`` give ``tick`` work: any change
+    to the campaign's own tables, or a change to a device action or an upgrade that moved a
+    member of a followed wave. (Every other step of an upgrade is not the campaign's
+    business, and asking costs what changed, not the size of the waves.)"""
+    own = (
+        select(AuditEvent.seq)
+        .where(AuditEvent.seq > after, AuditEvent.entity_type.in_(CAMPAIGN_TABLES))
+        .exists()
+    )
+    return or_(own, deployments.members_touched(now, after, _followed()))
 
 
 def due_for_tick(session: Session) -> list[int]:

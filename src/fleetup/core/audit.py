@@ -22,7 +22,20 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Integer, String, Text, func, insert, inspect, select, text
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    Text,
+    cast,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.event import listens_for
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
@@ -440,6 +453,28 @@ def get_all(
         query.order_by(AuditEvent.seq.desc()).limit(limit).offset(offset)
     ).all()
     return list(events), total
+
+
+def position(session: Session) -> int:
+    """The number of the trail's last event (0 while it is empty).
+
+    Numbers are handed out under the head's lock as each transaction commits, so every event
+    up to the number read is committed, and a change committed later gets a higher number:
+    a reader that remembers the position finds every later change after it.
+    """
+    return int(session.scalar(select(AuditHead.seq).where(AuditHead.id == 1)) or 0)
+
+
+def changed_ids(
+    model: type[Base], since: int | ColumnElement[int], until: int | None = None
+) -> Select[int]:
+    """The ids of the rows of ``model`` (a single integer key) with an event after position
+    ``since`` (up to ``until``), as a subquery read by the index on the events' table and
+    number: what changed since a reader last looked, whatever the size of the table."""
+    query = select(cast(AuditEvent.entity_id, Integer)).where(
+        AuditEvent.entity_type == model.__tablename__, AuditEvent.seq > since
+    )
+    return query if until is None else query.where(AuditEvent.seq <= until)
 
 
 def count(session: Session) -> int:

@@ -38,7 +38,12 @@ def send_due_notices(parts: Server) -> int:
 
 
 def open_due_surveys(parts: Server) -> int:
-    """Open the satisfaction survey of every machine whose upgrade completed without one."""
+    """Open the satisfaction survey of every machine whose upgrade completed without one.
+
+    The worker runs it when an upgrade changed and completed without a survey since its last
+    run, and at its first run in a process: a survey refused meanwhile (the machine's newer
+    upgrade is still running) is tried again when that upgrade changes.
+    """
     with parts.sessions() as session:
         serials = surveys.completed_without_survey(session)
     opened = 0
@@ -67,6 +72,7 @@ JOBS = [
         "customers.open_due_surveys",
         timedelta(minutes=5),
         open_due_surveys,
-        pending=surveys.surveys_pending,
+        changes=("sop_instances",),
+        changed=surveys.surveys_changed,
     ),
 ]

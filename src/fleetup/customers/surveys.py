@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session, aliased
 
+from fleetup.core import audit
 from fleetup.core.audit import snapshot
 from fleetup.core.context import Ctx
 from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
@@ -332,9 +333,15 @@ def _upgrade_without_survey() -> ColumnElement[bool]:
     )
 
 
-def surveys_pending(now: ColumnElement[datetime]) -> ColumnElement[bool]:
-    """True when an upgrade completed without a survey (``open_due_surveys`` has work)."""
-    return select(SopInstance.id).where(_upgrade_without_survey()).exists()
+def surveys_changed(now: ColumnElement[datetime], after: ColumnElement[int]) -> ColumnElement[bool]:
+    """True when an upgrade changed after audit position ``after`` and is now complete on a
+    machine with no satisfaction loop (``open_due_surveys`` has work). Asking reads the
+    upgrades that changed, not every upgrade the fleet ever completed."""
+    return (
+        select(SopInstance.id)
+        .where(SopInstance.id.in_(audit.changed_ids(SopInstance, after)), _upgrade_without_survey())
+        .exists()
+    )
 
 
 def completed_without_survey(session: Session) -> list[str]:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -85,6 +86,9 @@ class DeviceAction(Base):
     """
 
     __tablename__ = "device_actions"
+    # The campaign worker finds the queued actions whose install window closed in the second
+    # index alone, however many actions are queued.
+    __table_args__ = (Index("ix_device_actions_status_not_after", "status", "not_after"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id"), index=True)

@@ -8,11 +8,12 @@ time in ``fleetup worker`` and on simulated time in the simulator.
 
 A job may also say when it can have anything to do: a SQL condition on the clock's ``now``
 (``pending``), and the audited tables whose changes may give it work (``changes``: any audit
-event appended since the job last ran makes it due). The scheduler asks the conditions of all
-the jobs due at a tick in one query and skips the jobs with nothing to do, so an idle worker
-costs one small read per tick, not a session and a transaction per job. The audit trail's
-sequence numbers are handed out under the chain head's lock, so they follow commit order: a
-change committed after the question was asked has a higher number and is seen next time.
+event appended since the job last ran makes it due, or those of them that ``changed`` picks).
+The scheduler asks the conditions of all the jobs due at a tick in one query and skips the
+jobs with nothing to do, so an idle worker costs one small read per tick, not a session and
+a transaction per job. The audit trail's sequence numbers are handed out under the chain
+head's lock, so they follow commit order: a change committed after the question was asked
+has a higher number and is seen next time.
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ class Job:
     pending: Callable[[ColumnElement[datetime]], ColumnElement[bool]] | None = None
     changes: tuple[str, ...] = ()
     params: Callable[[Server, datetime], Mapping[str, Any]] | None = None
+    # Narrows ``changes``: given ``now`` and the audit position the job last ran at, a SQL
+    # condition saying whether the events since then give it work; by default any event of
+    # the ``changes`` tables does.
+    changed: Callable[[ColumnElement[datetime], ColumnElement[int]], ColumnElement[bool]] | None = (
+        None
+    )
 
     @property
     def guarded(self) -> bool:
@@ -76,10 +83,13 @@ def _question(jobs: Sequence[Job]) -> Select[*tuple[Any, ...]]:
             asked = [job.pending(now)] if job.pending is not None else []
             if job.changes:
                 after = bindparam(f"after_{index}", type_=AuditEvent.seq.type)
-                changed = select(AuditEvent.seq).where(
-                    AuditEvent.seq > after, AuditEvent.entity_type.in_(job.changes)
-                )
-                asked.append(changed.exists())
+                if job.changed is not None:
+                    asked.append(job.changed(now, after))
+                else:
+                    changed = select(AuditEvent.seq).where(
+                        AuditEvent.seq > after, AuditEvent.entity_type.in_(job.changes)
+                    )
+                    asked.append(changed.exists())
             columns.append((or_(*asked) if asked else false()).label(f"j{index}"))
         found = _questions[key] = select(*columns)
     return found

@@ -17,6 +17,7 @@ JOBS: list[Job] = [
         campaigns.check_gates,
         pending=campaigns.PENDING,
         changes=campaigns.CHANGES,
+        changed=campaigns.CHANGED,
     ),
     Job(
         "notify.publish_wakeups",
