@@ -189,9 +189,7 @@ def following(
         rows = session.execute(query.where(WaveMember.wave_id == wave_id, _moved(now))).all()
         return [Following(*row) for row in rows]
     candidates = or_(
-        WaveMember.action_id.in_(changed.ids(DeviceAction)),
-        WaveMember.instance_id.in_(changed.ids(SopInstance)),
-        WaveMember.action_id.in_(_closed_windows(now)),
+        _touched(changed.since, changed.until), WaveMember.action_id.in_(_closed_windows(now))
     )
     look = query.where(WaveMember.wave_id == wave_id, candidates, _moved(now))
     return [Following(*row) for row in session.execute(look).all()]
@@ -211,9 +209,14 @@ class Changed:
     since: int
     until: int
 
-    def ids(self, model: type[DeviceAction] | type[SopInstance]) -> Select[int]:
-        """The ids of the rows of ``model`` changed in the stretch, as a subquery."""
-        return audit.changed_ids(model, self.since, self.until)
+
+def _touched(since: int | ColumnElement[int], until: int | None = None) -> ColumnElement[bool]:
+    """A member whose action or upgrade has an audit event after ``since`` (up to ``until``),
+    found by the indexes on the members' action and upgrade."""
+    return or_(
+        WaveMember.action_id.in_(audit.changed_ids(DeviceAction, since, until)),
+        WaveMember.instance_id.in_(audit.changed_ids(SopInstance, since, until)),
+    )
 
 
 def members_touched(
@@ -227,14 +230,7 @@ def members_touched(
         .join(Wave, WaveMember.wave_id == Wave.id)
         .outerjoin(DeviceAction, WaveMember.action_id == DeviceAction.id)
         .outerjoin(SopInstance, WaveMember.instance_id == SopInstance.id)
-        .where(
-            or_(
-                WaveMember.action_id.in_(audit.changed_ids(DeviceAction, after)),
-                WaveMember.instance_id.in_(audit.changed_ids(SopInstance, after)),
-            ),
-            waves,
-            _moved(now),
-        )
+        .where(_touched(after), waves, _moved(now))
         .exists()
     )
 
