@@ -2,7 +2,9 @@
 
 :func:`ensure_enrolled` exchanges the site's one-time enrollment token for a device id and a
 credential (``POST /device/v1/enroll``) and keeps them in ``device.credential_file``;
-afterwards every request carries ``Authorization: Bearer <credential>``.
+afterwards every request carries ``Authorization: Bearer <credential>``. The token works
+once, so the enrollment is sent with an ``Idempotency-Key`` kept on disk until it succeeds: an
+answer lost on the way back (a cut line, a restart) is fetched again, not refused as a spent token.
 :func:`register_platform` is SOP chart 3 step E: ``POST /device/v1/register`` gives the
 credential for the new cloud platform, kept beside the connection settings for the new
 program. Both files are written atomically and readable by their owner only.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +66,7 @@ def ensure_enrolled(transport: Transport, config: AgentConfig) -> str:
         return stored["device_id"]
     if not config.enrollment_token:
         raise NotEnrolled(401, "no credential yet and no device.enrollment_token configured")
+    key_file = enrollment_key_file(config)
     answer = transport.post_json(
         "/device/v1/enroll",
         {
@@ -70,6 +74,7 @@ def ensure_enrolled(transport: Transport, config: AgentConfig) -> str:
             "serial": config.serial,
             "hardware": hardware_facts(),
         },
+        idempotency_key=_enrollment_key(key_file),
     )
     try:
         device_id, credential = str(answer["device_id"]), str(answer["credential"])
@@ -78,8 +83,31 @@ def ensure_enrolled(transport: Transport, config: AgentConfig) -> str:
     atomic_write_json(
         config.credential_file, {"device_id": device_id, "credential": credential}, private=True
     )
+    key_file.unlink(missing_ok=True)
     transport.credential = credential
     return device_id
+
+
+def enrollment_key_file(config: AgentConfig) -> Path:
+    """Where the key of an enrollment not yet answered is kept, beside the credential."""
+    return config.credential_file.with_name("enrollment-key.json")
+
+
+def _enrollment_key(path: Path) -> str:
+    """The key of this device's pending enrollment: the stored one, else a new one, stored.
+
+    The server keeps an answer for two days, so a retry within that time gets the credential
+    the first attempt was given.
+    """
+    try:
+        stored = read_json(path)
+    except ValueError:
+        stored = None
+    if isinstance(stored, dict) and isinstance(stored.get("key"), str) and stored["key"]:
+        return str(stored["key"])
+    key = secrets.token_urlsafe(24)
+    atomic_write_json(path, {"key": key}, private=True)
+    return key
 
 
 def platform_credential_file(config: AgentConfig) -> Path:

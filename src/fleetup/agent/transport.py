@@ -128,6 +128,7 @@ class Transport:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         ok: tuple[int, ...] = (200, 201),
+        idempotency_key: str | None = None,
     ) -> httpx.Response:
         """Send one request, falling over and retrying as described above.
 
@@ -139,6 +140,8 @@ class Transport:
             params: query parameters.
             headers: extra headers.
             ok: statuses returned to the caller instead of raised.
+            idempotency_key: sent as ``Idempotency-Key`` on every attempt, so a request whose
+                answer was lost is answered again, not done twice.
 
         Returns:
             The response, whose status is in ``ok``.
@@ -148,6 +151,8 @@ class Transport:
             NotEnrolled: the server answered 401 or 403.
             ServerRejected: the server answered another status not in ``ok``.
         """
+        if idempotency_key is not None:
+            headers = {**(headers or {}), "Idempotency-Key": idempotency_key}
         last_problem = "no attempt"
         for attempt in range(self._retries):
             if attempt:
