@@ -57,7 +57,8 @@ def _works(client: TestClient, config: AgentConfig) -> bool:
     stored = load_credential(config.credential_file)
     assert stored is not None
     headers = {"Authorization": f"Bearer {stored['credential']}"}
-    return client.get("/device/v1/actions/next", headers=headers).status_code == 200
+    status: int = client.get("/device/v1/actions/next", headers=headers).status_code
+    return status == 200
 
 
 def _devices(ctx: Ctx) -> int:
