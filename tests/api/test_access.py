@@ -6,6 +6,9 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
+from fleetup.accounts import service as accounts
+from fleetup.accounts.schemas import AccountIn
+from fleetup.core.context import Ctx
 from fleetup.core.security import Role
 from support import Account
 
@@ -93,3 +96,20 @@ def test_machine_list_pages_and_filters(
     unknown = client.get("/api/v1/machines?colour=red", headers=manager.headers)
     assert unknown.status_code == 422
     assert unknown.json()["errors"][0]["field"] == "query.colour"
+
+
+def test_an_account_made_for_tokens_only_works_with_its_token_and_no_password_opens_it(
+    client: TestClient, ctx: Ctx
+) -> None:
+    user = accounts.create_token_user(ctx, AccountIn(username="sim-tech-001", role=Role.technician))
+    _, token = accounts.create_token(ctx, user=user, name="simulator")
+    ctx.session.commit()
+
+    me = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200 and me.json()["username"] == "sim-tech-001"
+    for password in ("!", "", "x" * 10):
+        login = client.post(
+            "/api/v1/auth/login", json={"username": "sim-tech-001", "password": password}
+        )
+        assert login.status_code in (401, 422)
+        assert not login.cookies

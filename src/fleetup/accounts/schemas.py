@@ -7,16 +7,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from fleetup.core.security import Role
 
 
-class UserIn(BaseModel):
+class AccountIn(BaseModel):
+    """An account that signs in with API tokens only (see ``service.create_token_user``)."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     username: str = Field(min_length=2, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
-    password: str = Field(min_length=10, max_length=200)
     role: Role
     display_name: str = Field(default="", max_length=200)
     email: str = Field(default="", max_length=254)
     phone: str = Field(default="", max_length=40)
     language: str = Field(default="zh-TW", pattern=r"^(zh-TW|en)$")
+
+
+class UserIn(AccountIn):
+    """An account that signs in with its password, and with API tokens."""
+
+    password: str = Field(min_length=10, max_length=200)
 
 
 class UserOut(BaseModel):

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from fleetup.accounts.models import ApiToken, User
-from fleetup.accounts.schemas import UserIn
+from fleetup.accounts.schemas import AccountIn, UserIn
 from fleetup.core.audit import snapshot
 from fleetup.core.context import Ctx
 from fleetup.core.errors import Conflict, NotFound
@@ -45,7 +45,22 @@ def get_all_users(session: Session) -> Sequence[User]:
     return session.scalars(select(User).order_by(User.username)).all()
 
 
+# Stored instead of a hash for an account that signs in with API tokens only: no password
+# hashes to it, so no password opens it.
+NO_PASSWORD = "!"
+
+
 def create_user(ctx: Ctx, data: UserIn) -> User:
+    return _add_user(ctx, data, hash_password(data.password))
+
+
+def create_token_user(ctx: Ctx, data: AccountIn) -> User:
+    """An account that works with API tokens only (a simulated technician, a script): it has
+    no password, so none opens it, and making it costs no password hash."""
+    return _add_user(ctx, data, NO_PASSWORD)
+
+
+def _add_user(ctx: Ctx, data: AccountIn, password_hash: str) -> User:
     if ctx.session.scalar(select(User.id).where(User.username == data.username)) is not None:
         raise Conflict(f"user {data.username!r} exists already")
     user = User(
@@ -54,7 +69,7 @@ def create_user(ctx: Ctx, data: UserIn) -> User:
         email=data.email,
         phone=data.phone,
         role=data.role,
-        password_hash=hash_password(data.password),
+        password_hash=password_hash,
         language=data.language,
         created_at=ctx.now(),
     )
@@ -68,6 +83,9 @@ def authenticate(session: Session, *, username: str, password: str) -> User | No
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
         check_password(_dummy_hash(), password)
+        return None
+    if user.password_hash == NO_PASSWORD:
+        check_password(_dummy_hash(), password)  # as long as for any other refusal
         return None
     if not user.active or not check_password(user.password_hash, password):
         return None

@@ -14,7 +14,6 @@ import csv
 import io
 import json
 import random
-import secrets
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from fleetup.accounts import service as accounts
 from fleetup.accounts.models import User
-from fleetup.accounts.schemas import UserIn
+from fleetup.accounts.schemas import AccountIn
 from fleetup.core.config import Settings
 from fleetup.core.context import Ctx
 from fleetup.core.errors import NotFound
@@ -127,9 +126,8 @@ def _user(ctx: Ctx, username: str, role: Role) -> str:
     try:
         user = accounts.get_user(ctx.session, username=username)
     except NotFound:
-        password = secrets.token_urlsafe(16)
-        user = accounts.create_user(
-            ctx, UserIn(username=username, password=password, role=role, display_name=username)
+        user = accounts.create_token_user(
+            ctx, AccountIn(username=username, role=role, display_name=username)
         )
     _, token = accounts.create_token(ctx, user=user, name="simulator")
     return token
