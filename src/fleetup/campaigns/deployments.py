@@ -191,7 +191,7 @@ def following(
     candidates = or_(
         _touched(changed.since, changed.until), WaveMember.action_id.in_(_closed_windows(now))
     )
-    look = query.where(WaveMember.wave_id == wave_id, candidates, _moved(now))
+    look = query.where(candidates, _in_waves(Wave.id == wave_id), _moved(now))
     return [Following(*row) for row in session.execute(look).all()]
 
 
@@ -227,12 +227,18 @@ def members_touched(
     worker something to follow, found by index whatever the size of the waves."""
     return (
         select(WaveMember.id)
-        .join(Wave, WaveMember.wave_id == Wave.id)
         .outerjoin(DeviceAction, WaveMember.action_id == DeviceAction.id)
         .outerjoin(SopInstance, WaveMember.instance_id == SopInstance.id)
-        .where(_touched(after), waves, _moved(now))
+        .where(_touched(after), _moved(now), _in_waves(waves))
         .exists()
     )
+
+
+def _in_waves(waves: ColumnElement[bool]) -> ColumnElement[bool]:
+    """The member's wave matches ``waves``, asked of each member found some other way. (As a
+    join or a condition on the member's wave, SQLite finds the members by their wave's index
+    instead, reading the whole wave to test each member against what changed.)"""
+    return select(Wave.id).where(Wave.id == WaveMember.wave_id, waves).exists()
 
 
 def _moved(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
@@ -251,11 +257,10 @@ def window_closed(now: ColumnElement[datetime], waves: ColumnElement[bool]) -> C
     install window closed: what a look must follow that no audited change says."""
     return (
         select(WaveMember.id)
-        .join(Wave, WaveMember.wave_id == Wave.id)
         .where(
-            waves,
-            WaveMember.status.not_in(SETTLED),
             WaveMember.action_id.in_(_closed_windows(now)),
+            WaveMember.status.not_in(SETTLED),
+            _in_waves(waves),
         )
         .exists()
     )
