@@ -6,7 +6,7 @@ import base64
 import hashlib
 import io
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from customer_support import make_machine, start, walk
 from fastapi.testclient import TestClient
@@ -124,6 +124,9 @@ def test_an_on_site_signature_finishes_t_and_is_chained_into_the_audit_trail(
         select(AuditEvent).where(AuditEvent.entity_type == "acceptances")
     ).one()
     assert event.after is not None and out["signature_sha256"] in event.note
+    signed_on = datetime.fromisoformat(out["signed_at"])
+    assert out["number"] == f"ACC-{signed_on:%Y%m%d}-{out['id']:05d}"
+    assert event.after["number"] == out["number"]  # the trail holds the number it was given
 
     pdf = client.get(out["pdf"], headers=tech.headers)
     assert pdf.status_code == 200

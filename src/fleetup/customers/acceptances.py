@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import secrets
 import struct
 import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleetup.core.context import Ctx
@@ -151,11 +152,10 @@ def sign(
     instance = at_acceptance(ctx.session, machine=machine)
     digest = hashlib.sha256(png).hexdigest()
     now = ctx.now()
-    count = ctx.session.scalar(select(func.count()).select_from(Acceptance)) or 0
     acceptance = Acceptance(
         machine_id=machine.id,
         instance_id=instance.id,
-        number=f"ACC-{now:%Y%m%d}-{count + 1:05d}",
+        number=f"ACC-new-{secrets.token_hex(8)}",  # until the row has its id
         signer_name=name,
         signed_at=now,
         signed_via=via,
@@ -173,6 +173,9 @@ def sign(
     )
     ctx.session.add(acceptance)
     ctx.session.flush()
+    # Numbered by the row's own id: two signatures at the same moment never share a number,
+    # and numbering costs no count of every acceptance so far.
+    acceptance.number = f"ACC-{now:%Y%m%d}-{acceptance.id:05d}"
     ctx.audit("create", acceptance, None, note=f"signature sha256 {digest}")
     links = links or default_links()
     deliver(

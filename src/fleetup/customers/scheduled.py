@@ -10,6 +10,7 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from fleetup.core import audit
 from fleetup.core.context import Ctx
 from fleetup.core.errors import Conflict
 from fleetup.customers import notices, surveys
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from fleetup.api.deps import Server
 
 ACTOR = "system:customers"
+# Where a server keeps the audit position up to which the survey job has read the upgrades.
+SURVEYS_FOLLOWED = "_customers_surveys_followed"
 log = logging.getLogger(__name__)
 
 
@@ -41,12 +44,18 @@ def open_due_surveys(parts: Server) -> int:
     """Open the satisfaction survey of every machine whose upgrade completed without one.
 
     The worker runs it when an upgrade changed and completed without a survey since its last
-    run, and at its first run in a process: a survey refused meanwhile (the machine's newer
-    upgrade is still running) is tried again when that upgrade changes.
+    run. A process reads every completed upgrade at its first run, and afterwards only the
+    upgrades changed since the audit position its last run read up to. A survey refused (the
+    machine's newer upgrade is still running) keeps that position where it was, so the next
+    run, when another upgrade completes, tries it again.
     """
+    since: int | None = getattr(parts, SURVEYS_FOLLOWED, None)
     with parts.sessions() as session:
-        serials = surveys.completed_without_survey(session)
+        # Read first: every change numbered up to here is committed and seen by the query.
+        head = audit.position(session)
+        serials = surveys.completed_without_survey(session, changed_after=since)
     opened = 0
+    refused = False
     links = Links(parts.signer, parts.settings.effective_base_url)
     for serial in serials:
         with parts.sessions() as session:
@@ -55,9 +64,12 @@ def open_due_surveys(parts: Server) -> int:
                 surveys.open_survey(ctx, serial=serial, library=parts.library, links=links)
             except Conflict as error:
                 log.warning("survey for %s not opened: %s", serial, error)
+                refused = True
                 continue
             session.commit()
             opened += 1
+    if not refused:
+        setattr(parts, SURVEYS_FOLLOWED, head)
     return opened
 
 

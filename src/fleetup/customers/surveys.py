@@ -344,9 +344,15 @@ def surveys_changed(now: ColumnElement[datetime], after: ColumnElement[int]) -> 
     )
 
 
-def completed_without_survey(session: Session) -> list[str]:
-    """Serials whose upgrade completed and whose satisfaction loop has not started."""
-    refs = session.scalars(
-        select(SopInstance.subject_ref).where(_upgrade_without_survey()).order_by(SopInstance.id)
-    )
+def completed_without_survey(session: Session, *, changed_after: int | None = None) -> list[str]:
+    """Serials whose upgrade completed and whose satisfaction loop has not started.
+
+    Args:
+        changed_after: an audit position: only the upgrades changed since then are read
+            (found by index), not every upgrade the fleet ever completed.
+    """
+    query = select(SopInstance.subject_ref).where(_upgrade_without_survey())
+    if changed_after is not None:
+        query = query.where(SopInstance.id.in_(audit.changed_ids(SopInstance, changed_after)))
+    refs = session.scalars(query.order_by(SopInstance.id))
     return list(dict.fromkeys(refs))
