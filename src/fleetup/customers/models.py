@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fleetup.core.audit import audited
@@ -25,6 +25,11 @@ class SiteVisit(Base):
     """A technician's planned visit to a machine, with the customer's notice about it."""
 
     __tablename__ = "site_visits"
+    # The worker asks at every look whether a notice or a reminder is due: found by range.
+    __table_args__ = (
+        Index("ix_site_visits_notice_due", "status", "notice_due_at"),
+        Index("ix_site_visits_reminder_due", "status", "reminder_sent_at", "reminder_due_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id"), index=True)
