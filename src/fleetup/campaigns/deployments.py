@@ -300,16 +300,18 @@ def follow_visits(
     if not moved:
         return
     current: dict[int, Visit] = {}
+    # Found by the machines' index; the wave is checked here, since asked in the query it
+    # leads SQLite to read every visit of the wave instead.
     for found in ctx.session.scalars(
         select(Visit)
         .where(
-            Visit.wave_id == wave_id,
             Visit.machine_id.in_([member.machine_id for member, _, _ in moved]),
             Visit.status.in_(("planned", "in_progress")),
         )
         .order_by(Visit.id)
     ):
-        current[found.machine_id] = found  # the latest one per machine
+        if found.wave_id == wave_id:
+            current[found.machine_id] = found  # the latest one per machine
     changes = []
     for member, status, completed_at in moved:
         visit = current.get(member.machine_id)

@@ -165,6 +165,10 @@ class Visit(Base):
     """A technician's planned time at one machine, and what really happened."""
 
     __tablename__ = "campaign_visits"
+    # A technician's plan (their visits of a campaign, by start) read without the others'.
+    __table_args__ = (
+        Index("ix_campaign_visits_technician_plan", "campaign_id", "technician", "planned_start"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)

@@ -337,11 +337,12 @@ def surveys_changed(now: ColumnElement[datetime], after: ColumnElement[int]) -> 
     """True when an upgrade changed after audit position ``after`` and is now complete on a
     machine with no satisfaction loop (``open_due_surveys`` has work). Asking reads the
     upgrades that changed, not every upgrade the fleet ever completed."""
-    return (
-        select(SopInstance.id)
-        .where(SopInstance.id.in_(audit.changed_ids(SopInstance, after)), _upgrade_without_survey())
-        .exists()
+    changed = audit.changed_ids(SopInstance, after).subquery()
+    # Read from the changes: asked the other way round, SQLite walks every completed upgrade.
+    upgrade = select(SopInstance.id).where(
+        SopInstance.id == changed.c.entity_id, _upgrade_without_survey()
     )
+    return select(changed.c.entity_id).where(upgrade.exists()).exists()
 
 
 def completed_without_survey(session: Session, *, changed_after: int | None = None) -> list[str]:

@@ -1,5 +1,6 @@
 """site visits indexed by status and due time, so asking whether a notice or a reminder is
-due reads the due ones, not every planned or notified visit
+due reads the due ones, not every planned or notified visit; campaign visits by technician and
+start, so a technician's plan reads their own visits, not the whole campaign's
 
 Revision ID: 0013
 Revises: 0012
@@ -26,8 +27,15 @@ def upgrade() -> None:
         ["status", "reminder_sent_at", "reminder_due_at"],
         unique=False,
     )
+    op.create_index(
+        "ix_campaign_visits_technician_plan",
+        "campaign_visits",
+        ["campaign_id", "technician", "planned_start"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_campaign_visits_technician_plan", table_name="campaign_visits")
     op.drop_index("ix_site_visits_reminder_due", table_name="site_visits")
     op.drop_index("ix_site_visits_notice_due", table_name="site_visits")
