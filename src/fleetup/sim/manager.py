@@ -206,23 +206,30 @@ class OnCall:
 
     def work(self) -> Generator[Wait, None, None]:
         while self.loop.now < self.end:
-            self.paged.reset()
-            yield Until(self.paged, self.end)
             if not self.paged.fired:
-                return
+                yield Until(self.paged, self.end)
+                if not self.paged.fired:
+                    return
+            # A page that comes while the engineer works is read when they are done.
+            self.paged.reset()
             yield timedelta(minutes=self.rng.uniform(2, 12))
             yield from self._respond()
 
     def _respond(self) -> Generator[Wait, None, None]:
-        """Acknowledge, diagnose, fix, recover, review and close every open incident."""
+        """Acknowledge every open incident at once (the response the SOP promises within 15
+        minutes), then diagnose, fix, recover, review and close them one by one."""
         found = self.api.call("GET", "/api/v1/incidents?open_only=true", token=self.token)
         if found.status_code != 200:
             return
-        for incident in found.json():
-            path = f"/api/v1/incidents/{incident['id']}"
+        incidents = found.json()
+        for incident in incidents:
             if incident["acknowledged_at"] is None:
-                self.api.call("POST", f"{path}/acknowledge", token=self.token)
+                self.api.call(
+                    "POST", f"/api/v1/incidents/{incident['id']}/acknowledge", token=self.token
+                )
                 self.result.incidents["acknowledged"] += 1
+        for incident in incidents:
+            path = f"/api/v1/incidents/{incident['id']}"
             for state in ("diagnosing", "fixing", "recovered"):
                 yield timedelta(minutes=self.rng.uniform(5, 20))
                 self.api.call("POST", f"{path}/state", token=self.token, json={"state": state})
