@@ -8,9 +8,12 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from json import dumps
 from typing import Any
 
 import httpx
+
+from fleetup.sim.inline import InlineTransport
 
 
 @dataclass
@@ -139,6 +142,7 @@ class Api:
         self.patience = patience
         self.keyed = keyed
         self._deliver = transport.handle_request if transport is not None else client.send
+        self._inline = transport if isinstance(transport, InlineTransport) else None
 
     def call(
         self,
@@ -185,7 +189,7 @@ class Api:
         pause = 0.02
         while True:
             try:
-                answer = self._deliver(self.client.build_request(method, path, **request))
+                answer = self._exchange(method, path, **request)
                 if answer.status_code not in UNAVAILABLE or time.monotonic() >= deadline:
                     return answer
             except httpx.TransportError:
@@ -194,3 +198,18 @@ class Api:
             self.result.retried += 1
             time.sleep(pause)
             pause = min(pause * 2, 0.2)
+
+    def _exchange(
+        self, method: str, path: str, *, json: Any, content: bytes | None, headers: dict[str, str]
+    ) -> httpx.Response:
+        if self._inline is None:
+            request = self.client.build_request(
+                method, path, json=json, content=content, headers=headers
+            )
+            return self._deliver(request)
+        body = content or b""
+        if json is not None:
+            # As httpx writes a JSON body.
+            text = dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            body, headers = text.encode(), {**headers, "Content-Type": "application/json"}
+        return self._inline.call(method, path, headers, body)
