@@ -6,13 +6,17 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleetup.campaigns.schedule import (
     Booking,
     MachineJob,
+    Plan,
     ScheduleRules,
+    _Calendar,
+    _earliest,
+    intersect,
     plan_visits,
     window_intervals,
 )
@@ -125,3 +129,102 @@ def test_no_technician_is_ever_double_booked(
                 local_end.hour == 23 and local_end.minute == 0
             )
         assert all(minutes <= cap for minutes in per_day.values())
+
+
+def _plan_asking_everyone(
+    jobs: list[MachineJob],
+    technicians: list[str],
+    *,
+    rules: ScheduleRules,
+    start: datetime,
+    booked: list[Booking],
+) -> Plan:
+    """The plan by its definition: for each machine, in the planner's order, every technician
+    is searched from their first window, and the least (moment, minutes booked, position)
+    takes the visit."""
+    travel = lambda a, b: 0.0 if a == b else rules.travel_minutes  # noqa: E731
+    zone = ZoneInfo(rules.timezone)
+    end = start + timedelta(days=rules.horizon_days)
+    length = timedelta(minutes=rules.visit_minutes)
+    hours = window_intervals(rules.working_hours, rules.timezone, start, end)
+    calendars = [
+        _Calendar(name, zone, [b for b in booked if b.technician == name]) for name in technicians
+    ]
+    spans = {
+        job.site: intersect(window_intervals(job.windows, job.timezone, start, end), hours)
+        for job in jobs
+    }
+    plan = Plan()
+
+    def opens(job: MachineJob) -> datetime:
+        return spans[job.site][0][0] if spans[job.site] else end
+
+    for job in sorted(jobs, key=lambda j: (opens(j), j.site, j.serial)):
+        offers = []
+        for index, calendar in enumerate(calendars):
+            found, _ = _earliest(calendar, job, spans[job.site], 0, length, rules, travel)
+            if found is not None:
+                offers.append((found[0], calendar.total, index, found[1]))
+        if not offers:
+            plan.unplanned.append(job.serial)
+            continue
+        moment, _, index, before = min(offers)
+        booking = Booking(technicians[index], job.serial, job.site, moment, moment + length, before)
+        calendars[index].add(booking)
+        plan.visits.append(booking)
+    return plan
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sites=st.lists(windows, min_size=1, max_size=6),
+    machines=st.lists(st.integers(min_value=0, max_value=5), min_size=1, max_size=40),
+    technicians=st.integers(min_value=1, max_value=8),
+    cap=st.integers(min_value=70, max_value=720),
+    travel=st.sampled_from([0, 30, 90]),
+    taken=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=7), st.integers(min_value=0, max_value=14 * 24)
+        ),
+        max_size=12,
+    ),
+)
+def test_the_planner_books_the_technician_that_asking_every_one_would(
+    sites: list[tuple[dict[str, object], ...]],
+    machines: list[int],
+    technicians: int,
+    cap: int,
+    travel: int,
+    taken: list[tuple[int, int]],
+) -> None:
+    hours = ({"days": [0, 1, 2, 3, 4, 5], "start": "07:00", "end": "23:00"},)
+    rules = ScheduleRules(
+        working_hours=hours, max_day_minutes=cap, travel_minutes=travel, horizon_days=21
+    )
+    jobs = [
+        MachineJob(f"M{n}", f"site-{index % len(sites)}", "Asia/Taipei", sites[index % len(sites)])
+        for n, index in enumerate(machines)
+    ]
+    names = [f"t{n}" for n in range(technicians)]
+    # Visits of other waves, never overlapping on one technician's calendar.
+    booked: list[Booking] = []
+    for who, hour in taken:
+        begins = START + timedelta(hours=hour)
+        visit = Booking(
+            names[who % technicians],
+            f"X{len(booked)}",
+            "site-x",
+            begins,
+            begins + timedelta(minutes=65),
+        )
+        if all(
+            b.technician != visit.technician or b.end <= visit.start or visit.end <= b.start
+            for b in booked
+        ):
+            booked.append(visit)
+
+    plan = plan_visits(jobs, names, rules=rules, start=START, booked=booked)
+
+    expected = _plan_asking_everyone(jobs, names, rules=rules, start=START, booked=booked)
+    assert plan.visits == expected.visits
+    assert plan.unplanned == expected.unplanned

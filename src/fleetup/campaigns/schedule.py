@@ -12,6 +12,8 @@ technician can take (ties go to the technician with fewer minutes booked).
 from __future__ import annotations
 
 import bisect
+import itertools
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +59,11 @@ class Booking:
     start: datetime
     end: datetime
     travel_minutes: float = 0.0
+
+
+# A technician's offer for a visit: the moment, their minutes booked, their position among the
+# technicians, the travel before the visit. The least offer takes the visit.
+_Choice = tuple[datetime, float, int, float]
 
 
 @dataclass
@@ -133,12 +140,17 @@ class _Calendar:
         self.starts: list[datetime] = []
         self.day_minutes: dict[date, float] = defaultdict(float)
         self.total = 0.0
+        # Bumped by every booking: what was found about this calendar before holds while the
+        # version does.
+        self.version = 0
         self._free: tuple[datetime, Booking | None] | None = None
+        self._ready: datetime | None = None
         for booking in sorted(bookings, key=lambda b: b.start):
             self.add(booking)
 
     def add(self, booking: Booking) -> None:
-        self._free = None
+        self.version += 1
+        self._free = self._ready = None
         at = bisect.bisect(self.starts, booking.start)
         self.starts.insert(at, booking.start)
         self.bookings.insert(at, booking)
@@ -160,6 +172,35 @@ class _Calendar:
                 moment, ending = booking.end, booking
             self._free = (moment, ending)
         return self._free
+
+    def ready(
+        self, start: datetime, length: timedelta, hours: Sequence[Interval], cap: float
+    ) -> datetime:
+        """A moment before which this calendar can take no visit at all, whatever its site:
+        the first free moment (``free_from``), moved on to the first working hours with room
+        for a visit and then to the first local day with ``cap`` minutes left for one, until
+        neither moves it. Past the last working hours, the end of the last (nothing fits).
+
+        With many technicians, most have no room left on the day the next visit could be:
+        their first free moment is that evening, but this moment is the next morning.
+        """
+        if self._ready is None:
+            moment = self.free_from(start, length)[0]
+            minutes = length.total_seconds() / 60
+            while True:
+                at = bisect.bisect_left(hours, moment, key=lambda span: span[1] - length)
+                while at < len(hours) and hours[at][1] - max(hours[at][0], moment) < length:
+                    at += 1
+                if at == len(hours):
+                    moment = hours[-1][1] if hours else moment
+                    break
+                moment = max(moment, hours[at][0])
+                day = moment.astimezone(self.zone).date()
+                if self.day_minutes.get(day, 0.0) + minutes <= cap:
+                    break
+                moment = datetime.combine(day + timedelta(days=1), time(0, 0), self.zone)
+            self._ready = moment
+        return self._ready
 
     def neighbours(self, moment: datetime) -> tuple[Booking | None, Booking | None]:
         at = bisect.bisect(self.starts, moment)
@@ -225,42 +266,90 @@ def plan_visits(
     # Per technician and site, the first window that may still take a visit: bookings are
     # only ever added, so a window with no room for a site's visit never gets any.
     first_open: dict[tuple[str, str], int] = {}
+    # Per technician and site, what the search found and the calendar's version then.
+    searched: dict[tuple[int, str], tuple[int, tuple[datetime, float] | None]] = {}
+    cap = rules.max_day_minutes
+
+    def ready(index: int) -> datetime:
+        return calendars[index].ready(start, length, hours, cap)
+
+    # The technicians in two orders: by the moment before which they can take no visit
+    # (``ready``), and by the minutes they have booked.
+    by_ready = sorted(
+        (ready(index), calendar.total, index) for index, calendar in enumerate(calendars)
+    )
+    by_total = sorted((calendar.total, index) for index, calendar in enumerate(calendars))
+
+    def ask(
+        job: MachineJob,
+        windows: Sequence[Interval],
+        best: _Choice | None,
+        index: int,
+        earliest: datetime,
+        total: float,
+    ) -> _Choice | None:
+        """``best``, or the technician at ``index`` when they beat it; ``earliest`` is a moment
+        before which they cannot take the visit."""
+        calendar = calendars[index]
+        key = (calendar.name, job.site)
+        first = first_open.get(key, 0)
+        if first >= len(windows):
+            return best
+        if best is not None:
+            bound = max(
+                earliest, windows[first][0], _not_before(calendar, job, start, length, travel_to)
+            )
+            if (bound, total, index) >= best[:3]:
+                return best
+        known = searched.get((index, job.site))
+        if known is not None and known[0] == calendar.version:
+            found = known[1]
+        else:
+            found, first_open[key] = _earliest(
+                calendar, job, windows, first, length, rules, minutes_between
+            )
+            searched[index, job.site] = (calendar.version, found)
+        if found is not None and (best is None or (found[0], total, index) < best[:3]):
+            return (found[0], total, index, found[1])
+        return best
+
     for job in sorted(jobs, key=lambda j: (first_window(j), j.site, j.serial)):
         windows = site_windows[job.site]
         # The technician booked is the one free earliest, then the least busy, then the first
-        # named. A technician's visit cannot start before their first open window, so they
-        # are asked in that order, and the asking stops at the first who cannot beat the best
-        # found: with many technicians, most are never asked about a machine.
-        order = []
-        for index, calendar in enumerate(calendars):
-            first = first_open.get((calendar.name, job.site), 0)
-            if first < len(windows):
-                bound = max(windows[first][0], _not_before(calendar, job, start, length, travel_to))
-                order.append((bound, calendar.total, index))
-        order.sort()
-        best: tuple[datetime, float, int, float] | None = None
-        for bound, total, index in order:
-            if best is not None and (bound, total, index) >= (best[0], best[1], best[2]):
+        # named: the least of every technician's (moment, minutes booked, position). A
+        # technician is asked only when a lower bound on their moment could still beat the
+        # best found: the window they may still take, their ``ready``, the travel from the
+        # visit before. With many technicians, most are never asked about a machine, and who
+        # is asked changes only the time the choice takes.
+        best: _Choice | None = None
+
+        opens = windows[0][0] if windows else end
+        # Those ready by the site's first window can all start there at the earliest: the
+        # least busy first, until the next could not beat the best even at that window.
+        for total, index in by_total:
+            if best is not None and (opens, total, index) >= best[:3]:
                 break
-            calendar = calendars[index]
-            key = (calendar.name, job.site)
-            found, first_open[key] = _earliest(
-                calendar, job, windows, first_open.get(key, 0), length, rules, minutes_between
-            )
-            if found is None:
-                continue
-            moment, travel_before = found
-            if best is None or (moment, total, index) < (best[0], best[1], best[2]):
-                best = (moment, total, index, travel_before)
+            if ready(index) <= opens:
+                best = ask(job, windows, best, index, opens, total)
+        # Those ready later, the earliest ready first, until the next could not beat the best.
+        after = bisect.bisect_right(by_ready, (opens, math.inf, len(calendars)))
+        for earliest, total, index in itertools.islice(by_ready, after, None):
+            if best is not None and (earliest, total, index) >= best[:3]:
+                break
+            best = ask(job, windows, best, index, earliest, total)
         if best is None:
             plan.unplanned.append(job.serial)
             continue
-        moment, _, chosen, travel_before = best
+        moment, total, chosen, travel_before = best
         calendar = calendars[chosen]
         booking = Booking(
             calendar.name, job.serial, job.site, moment, moment + length, travel_before
         )
+        del by_ready[bisect.bisect_left(by_ready, (ready(chosen), total, chosen))]
+        del by_total[bisect.bisect_left(by_total, (total, chosen))]
         calendar.add(booking)
+        bisect.insort(by_ready, (ready(chosen), calendar.total, chosen))
+        bisect.insort(by_total, (calendar.total, chosen))
         plan.visits.append(booking)
     return plan
 
