@@ -11,6 +11,7 @@ out, so a message is delivered at least once and, short of such a crash, exactly
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -72,8 +73,18 @@ def wakeups_pending(now: ColumnElement[datetime]) -> ColumnElement[bool]:
     return select(DeviceWakeup.id).exists()
 
 
-def claim(parts: Server, *, limit: int = BATCH) -> list[int]:
-    """Take up to ``limit`` due notifications for this worker; returns their ids."""
+@dataclass(frozen=True)
+class Claimed:
+    """A notification taken for delivery: where it goes and what it says."""
+
+    id: int
+    url: str
+    subject: str
+    body: str
+
+
+def claim(parts: Server, *, limit: int = BATCH) -> list[Claimed]:
+    """Take up to ``limit`` due notifications for this worker, in id order."""
     now = parts.clock.now()
     due = (
         select(Notification.id)
@@ -83,7 +94,7 @@ def claim(parts: Server, *, limit: int = BATCH) -> list[int]:
         .with_for_update(skip_locked=True)
     )
     with transaction(parts.sessions) as session:
-        claimed = session.scalars(
+        claimed = session.execute(
             update(Notification)
             .where(Notification.id.in_(due))
             .values(
@@ -91,10 +102,12 @@ def claim(parts: Server, *, limit: int = BATCH) -> list[int]:
                 attempts=Notification.attempts + 1,
                 last_attempt_at=now,
             )
-            .returning(Notification.id)
+            .returning(
+                Notification.id, Notification.channel_url, Notification.subject, Notification.body
+            )
             .execution_options(synchronize_session=False)
         ).all()
-    return sorted(claimed)
+    return sorted((Claimed(*row) for row in claimed), key=lambda taken: taken.id)
 
 
 def deliver_due(parts: Server, channel: Channel | None = None) -> int:
@@ -108,22 +121,18 @@ def deliver_due(parts: Server, channel: Channel | None = None) -> int:
     )
     delivered = 0
     while True:
-        ids = claim(parts)
-        for notification_id in ids:
-            delivered += _deliver_one(parts, sender, notification_id)
-        if len(ids) < BATCH:
+        taken = claim(parts)
+        for notification in taken:
+            delivered += _deliver_one(parts, sender, notification)
+        if len(taken) < BATCH:
             return delivered
 
 
-def _deliver_one(parts: Server, sender: Channel, notification_id: int) -> int:
-    with parts.sessions() as session:
-        row = session.get(Notification, notification_id)
-        if row is None:
-            return 0
-        url, subject, body = row.channel_url, row.subject, row.body
+def _deliver_one(parts: Server, sender: Channel, notification: Claimed) -> int:
+    notification_id = notification.id
     error: ChannelError | None = None
     try:
-        sender.send(url, subject, body)
+        sender.send(notification.url, notification.subject, notification.body)
     except ChannelError as failure:
         error = failure
     except Exception as failure:  # a channel bug must not stop the other deliveries
