@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, false, or_, select
+from sqlalchemy import ColumnElement, bindparam, false, or_, select
 
 from fleetup.core.audit import AuditEvent, AuditHead
-from fleetup.core.db import UTCDateTime
+from fleetup.core.db import Prepared, UTCDateTime
 
 if TYPE_CHECKING:
     from fleetup.api.deps import Server
@@ -68,10 +68,10 @@ class Job:
 
 # The question of each set of jobs, built once; its parameters are the clock's ``now`` and,
 # per job, the audit position it last ran at.
-_questions: dict[tuple[Job, ...], Select[*tuple[Any, ...]]] = {}
+_questions: dict[tuple[Job, ...], Prepared] = {}
 
 
-def _question(jobs: Sequence[Job]) -> Select[*tuple[Any, ...]]:
+def _question(jobs: Sequence[Job]) -> Prepared:
     key = tuple(jobs)
     found = _questions.get(key)
     if found is None:
@@ -91,7 +91,7 @@ def _question(jobs: Sequence[Job]) -> Select[*tuple[Any, ...]]:
                     )
                     asked.append(changed.exists())
             columns.append((or_(*asked) if asked else false()).label(f"j{index}"))
-        found = _questions[key] = select(*columns)
+        found = _questions[key] = Prepared(select(*columns))
     return found
 
 
@@ -117,8 +117,8 @@ def idle_jobs(
             params[f"after_{index}"] = known[job.name]
         if job.params is not None:
             params.update(job.params(parts, now))
-    with parts.sessions() as session:
-        head, *busy = session.connection().execute(_question(asked), params).one()
+    with parts.engine.connect() as connection:
+        (head, *busy), *_ = _question(asked).rows(connection, params)
     idle = {job.name for job, working in zip(asked, busy, strict=True) if not working}
     return idle, int(head or 0)
 

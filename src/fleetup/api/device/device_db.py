@@ -28,15 +28,14 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Mapping
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import ClauseElement
 from starlette.concurrency import run_in_threadpool
 
+from fleetup.core.db import DriverStatement
 from fleetup.devices import service as devices
 from fleetup.devices.service import CredentialRow
 
@@ -100,41 +99,13 @@ def _build(engine: Engine) -> DeviceDb:
     return ThreadedDb(engine)
 
 
-class DirectStatement:
-    """A SQLAlchemy statement compiled once for a dialect, to run on a bare DBAPI cursor.
-
-    Parameters go through the same bind processing SQLAlchemy would apply (a UTC timestamp
-    as SQLite stores it, a dict as psycopg's JSON), so rows read the same either way.
-    """
-
-    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
-        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
-        self.sql = str(compiled)
-        self._order = list(compiled.positiontup or []) if compiled.positional else None
-        self._processors = {
-            name: processor
-            for name, bind in compiled.binds.items()
-            if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
-        }
-
-    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        """``values`` as the driver takes them."""
-        processed = {
-            name: self._processors[name](value) if name in self._processors else value
-            for name, value in values.items()
-        }
-        if self._order is None:
-            return processed
-        return tuple(processed[name] for name in self._order)
-
-
 class SqliteDb:
     """Lookups on the calling thread, heartbeats in a worker thread; a connection per thread."""
 
     def __init__(self, path: str, dialect: Dialect) -> None:
         self.path = path
-        self.lookup = DirectStatement(devices.credential_statement(), dialect)
-        self.beat = DirectStatement(devices.heartbeat_statement(), dialect)
+        self.lookup = DriverStatement.compile(devices.credential_statement(), dialect)
+        self.beat = DriverStatement.compile(devices.heartbeat_statement(), dialect)
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -153,7 +124,7 @@ class SqliteDb:
     async def heartbeat(self, values: Mapping[str, Any]) -> int:
         return await run_in_threadpool(self._write, self.beat, values)
 
-    def _write(self, statement: DirectStatement, values: Mapping[str, Any]) -> int:
+    def _write(self, statement: DriverStatement, values: Mapping[str, Any]) -> int:
         try:
             cursor = self._connection(SQLITE_WRITE_BUSY_MS).execute(
                 statement.sql, statement.parameters(values)
@@ -200,8 +171,8 @@ class PostgresDb:
     """
 
     def __init__(self, conninfo: str, dialect: Dialect) -> None:
-        self.lookup = DirectStatement(devices.credential_statement(), dialect)
-        self.beat = DirectStatement(devices.heartbeat_statement(), dialect)
+        self.lookup = DriverStatement.compile(devices.credential_statement(), dialect)
+        self.beat = DriverStatement.compile(devices.heartbeat_statement(), dialect)
         self._reads = AsyncConnections(conninfo, POSTGRES_CONNECTIONS)
         self._writes = AsyncConnections(
             conninfo, POSTGRES_CONNECTIONS, options="-c synchronous_commit=off"
@@ -243,7 +214,7 @@ class AsyncConnections:
         return len(self._owned)
 
     async def run(
-        self, statement: DirectStatement, values: Mapping[str, Any]
+        self, statement: DriverStatement, values: Mapping[str, Any]
     ) -> tuple[int, CredentialRow | None]:
         """Execute, prepared, on one of the connections: the rows changed, and the first
         row selected (None for a statement that selects nothing).

@@ -1,0 +1,60 @@
+"""Queries run on the driver's cursor read what the same query reads through SQLAlchemy."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import bindparam, func, insert, select
+
+from fleetup.api.deps import Server
+from fleetup.core.db import Prepared, UTCDateTime
+from fleetup.core.simulated_clock import SimulatedMoment
+
+START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+
+
+def _moments(parts: Server) -> None:
+    with parts.engine.begin() as connection:
+        connection.execute(
+            insert(SimulatedMoment),
+            [
+                {"name": name, "at": START + timedelta(hours=hours)}
+                for hours, name in enumerate(["job:a", "job:b", "job:c", "job:d", "now"])
+            ],
+        )
+
+
+def test_a_prepared_query_reads_the_rows_sqlalchemy_reads(server_parts: Server) -> None:
+    _moments(server_parts)
+    until = bindparam("until", type_=UTCDateTime())
+    query = (
+        select(SimulatedMoment.name, func.count().over().label("of"))
+        .where(
+            SimulatedMoment.name.in_(["job:a", "job:c", "job:d", "now"]),
+            SimulatedMoment.at <= until,
+            SimulatedMoment.name != "job:a",
+        )
+        .order_by(SimulatedMoment.name)
+    )
+    prepared = Prepared(query)
+    with server_parts.engine.connect() as connection:
+        for hours in (0, 2, 3, 9):
+            params = {"until": START + timedelta(hours=hours)}
+            expected = [tuple(row) for row in connection.execute(query, params)]
+            assert [tuple(row) for row in prepared.rows(connection, params)] == expected
+        # Asked again, the same compiled query gives the newest rows.
+        connection.execute(insert(SimulatedMoment).values(name="job:c2", at=START))
+        rows = prepared.rows(connection, {"until": START + timedelta(hours=9)})
+    assert [tuple(row) for row in rows] == [("job:c", 3), ("job:d", 3), ("now", 3)]
+
+
+def test_a_prepared_query_names_the_value_it_was_not_given(server_parts: Server) -> None:
+    query = select(SimulatedMoment.name).where(
+        SimulatedMoment.at <= bindparam("until", type_=UTCDateTime())
+    )
+    with (
+        server_parts.engine.connect() as connection,
+        pytest.raises(KeyError, match="'until'"),
+    ):
+        Prepared(query).rows(connection, {"since": START})
