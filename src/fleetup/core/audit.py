@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.event import listens_for
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
-from fleetup.core.db import Base, UTCDateTime
+from fleetup.core.db import Base, Prepared, UTCDateTime
 
 GENESIS = "0" * 64
 
@@ -200,11 +200,13 @@ def _entity_id(row: Base) -> str:
     return ":".join(str(part) for part in identity)
 
 
-# Every audited write runs these; as constants they are built and compiled once.
-_ADVANCE_HEAD = text("UPDATE audit_head SET seq = seq + :count WHERE id = 1 RETURNING seq, hash")
-_SET_HEAD_HASH = text("UPDATE audit_head SET hash = :hash WHERE id = 1")
+# Every audited write runs these: compiled once, they run on the driver's cursor.
+_ADVANCE_HEAD = Prepared(
+    text("UPDATE audit_head SET seq = seq + :count WHERE id = 1 RETURNING seq, hash")
+)
+_SET_HEAD_HASH = Prepared(text("UPDATE audit_head SET hash = :hash WHERE id = 1"))
 _FIRST_HEAD = insert(AuditHead)
-_INSERT_EVENT = insert(AuditEvent)
+_INSERT_EVENT = Prepared(insert(AuditEvent))
 
 
 @dataclass(frozen=True)
@@ -346,7 +348,7 @@ def _join_chain(session: Session) -> None:
         return
     connection = session.connection()
     count = len(pending)
-    head = connection.execute(_ADVANCE_HEAD, {"count": count}).one_or_none()
+    head = next(iter(_ADVANCE_HEAD.rows(connection, {"count": count})), None)
     if head is None:
         connection.execute(_FIRST_HEAD, {"id": 1, "seq": count, "hash": GENESIS})
         last, prev_hash = count, GENESIS
@@ -357,8 +359,8 @@ def _join_chain(session: Session) -> None:
         chained = {**item.event, "seq": seq, "prev_hash": prev_hash}
         chained["hash"] = prev_hash = _event_hash(prev_hash, chained)
         events.append(chained)
-    connection.execute(_INSERT_EVENT, events)
-    connection.execute(_SET_HEAD_HASH, {"hash": prev_hash})
+    _INSERT_EVENT.run_many(connection, events)
+    _SET_HEAD_HASH.run(connection, {"hash": prev_hash})
 
 
 @listens_for(Session, "after_soft_rollback")

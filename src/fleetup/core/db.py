@@ -163,25 +163,49 @@ class Prepared:
     so a call only converts the caller's values.
 
     Rows come as the driver gives them, without result processing: use it only for columns
-    whose values need no conversion (integers, booleans, text).
+    whose values need no conversion (integers, booleans, text). Nothing passes through the
+    engine's events either: the statements are the server's own, not the caller's.
     """
 
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
         self._compiled: dict[str, DriverStatement] = {}
 
-    def rows(self, connection: Connection, params: Mapping[str, Any]) -> Sequence[Any]:
-        """The query's rows for ``params``, in ``connection``'s transaction."""
+    def _for(self, connection: Connection) -> DriverStatement:
         dialect = connection.dialect
-        compiled = self._compiled.get(dialect.name)
-        if compiled is None:
-            compiled = self._compiled[dialect.name] = DriverStatement.compile(
-                self.statement, dialect
-            )
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            found = self._compiled[dialect.name] = DriverStatement.compile(self.statement, dialect)
+        return found
+
+    def rows(self, connection: Connection, params: Mapping[str, Any]) -> Sequence[Any]:
+        """The statement's rows for ``params`` (a query's, or what a write ``RETURNING``
+        gives), in ``connection``'s transaction."""
+        statement = self._for(connection)
         cursor = connection.connection.cursor()
         try:
-            cursor.execute(compiled.sql, compiled.parameters(params))
+            cursor.execute(statement.sql, statement.parameters(params))
             return cursor.fetchall()
+        finally:
+            cursor.close()
+
+    def run(self, connection: Connection, params: Mapping[str, Any]) -> int:
+        """Run the statement once, in ``connection``'s transaction; the rows it changed."""
+        statement = self._for(connection)
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(statement.sql, statement.parameters(params))
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def run_many(self, connection: Connection, many: Sequence[Mapping[str, Any]]) -> None:
+        """Run the statement once for each of ``many``, in ``connection``'s transaction."""
+        statement = self._for(connection)
+        cursor = connection.connection.cursor()
+        try:
+            arguments: Any = [statement.parameters(one) for one in many]
+            cursor.executemany(statement.sql, arguments)
         finally:
             cursor.close()
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import String, bindparam, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from fleetup.core.db import Base, UTCDateTime, transaction
+from fleetup.core.db import Base, Prepared, UTCDateTime, transaction
 
 NOW = "now"
 JOB_PREFIX = "job:"
@@ -29,12 +29,14 @@ class SimulatedMoment(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-_MOVE = (
+_MOVE = Prepared(
     update(SimulatedMoment)
     .where(SimulatedMoment.name == bindparam("moment_name"))
     .values(at=bindparam("moment_at"))
 )
-_FIRST = insert(SimulatedMoment).values(name=bindparam("moment_name"), at=bindparam("moment_at"))
+_FIRST = Prepared(
+    insert(SimulatedMoment).values(name=bindparam("moment_name"), at=bindparam("moment_at"))
+)
 
 
 def _save(sessions: sessionmaker[Session], name: str, at: datetime) -> None:
@@ -42,8 +44,8 @@ def _save(sessions: sessionmaker[Session], name: str, at: datetime) -> None:
     values = {"moment_name": name, "moment_at": at}
     with transaction(sessions) as session:
         connection = session.connection()
-        if connection.execute(_MOVE, values).rowcount == 0:
-            connection.execute(_FIRST, values)
+        if _MOVE.run(connection, values) == 0:
+            _FIRST.run(connection, values)
 
 
 def stored_now(session: Session) -> datetime | None:

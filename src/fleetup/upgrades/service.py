@@ -21,6 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from fleetup.core import audit
 from fleetup.core.audit import Change, Written, snapshot
 from fleetup.core.context import Ctx
+from fleetup.core.db import Prepared
 from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from fleetup.fleet import service as fleet
 from fleetup.fleet.models import MachineState
@@ -312,7 +313,7 @@ class Steps:
         """Write what was applied: the instance once, a transition record per event, and
         then the effects the events asked for, in order.
 
-        Both are Core statements on the session's connection, the hot path of every step:
+        Both run compiled once on the session's connection, the hot path of every step:
         the UPDATE finds the instance's transition counter where it was read, or nothing is
         stored (another event was applied meanwhile), and the loaded instance then holds what
         was written, as if it had been read again.
@@ -337,10 +338,10 @@ class Steps:
             "transitions": counted + len(taken),
         }
         connection = self.ctx.session.connection()
-        written = connection.execute(
-            _UPDATE_INSTANCE, {"instance_id": instance.id, "counted": counted, **values}
+        written = _UPDATE_INSTANCE.run(
+            connection, {"instance_id": instance.id, "counted": counted, **values}
         )
-        if written.rowcount != 1:
+        if written != 1:
             raise Conflict("the instance changed meanwhile; read it again and retry")
         for key, value in values.items():
             set_committed_value(instance, key, value)
@@ -357,7 +358,7 @@ class Steps:
             }
             for number, (parsed, left, reached, effects) in enumerate(taken, counted + 1)
         ]
-        ids = connection.execute(_INSERT_TRANSITIONS, records).scalars().all()
+        ids = [_INSERT_TRANSITION.rows(connection, record)[0][0] for record in records]
         states.remember(self.ctx.session, instance.key, values["transitions"], known)
         action = taken[0][0].type if len(taken) == 1 else "events"
         changes = [Change(action, instance, self._before, digests={"state": known.digest})]
@@ -373,12 +374,21 @@ class Steps:
 
 _INSTANCES = cast(Table, SopInstance.__table__)
 _TRANSITIONS = cast(Table, SopTransitionRecord.__table__)
-_UPDATE_INSTANCE = _INSTANCES.update().where(
-    _INSTANCES.c.id == bindparam("instance_id"),
-    _INSTANCES.c.transitions == bindparam("counted"),
+# The hot path of every step: compiled once, run on the driver's cursor.
+_STORED = ("state", "status", "current_node", "updated_at", "completed_at", "transitions")
+_UPDATE_INSTANCE = Prepared(
+    _INSTANCES.update()
+    .where(
+        _INSTANCES.c.id == bindparam("instance_id"),
+        _INSTANCES.c.transitions == bindparam("counted"),
+    )
+    .values({name: bindparam(name) for name in _STORED})
 )
-_INSERT_TRANSITIONS = insert(_TRANSITIONS).returning(
-    _TRANSITIONS.c.id, sort_by_parameter_order=True
+_RECORDED = ("instance_id", "seq", "at", "actor", "event", "from_node", "to_node", "effects")
+_INSERT_TRANSITION = Prepared(
+    insert(_TRANSITIONS)
+    .values({name: bindparam(name) for name in _RECORDED})
+    .returning(_TRANSITIONS.c.id)
 )
 
 
