@@ -257,6 +257,10 @@ def post_event(
     return steps.store(), effects
 
 
+# Loader options are immutable: built once, as the statements are.
+_WITHOUT_STATE = (defer(SopInstance.state),)
+
+
 class Steps:
     """Events applied to one instance in memory, in order, then stored together.
 
@@ -270,7 +274,7 @@ class Steps:
     def __init__(self, ctx: Ctx, library: SopLibrary, *, instance_id: int) -> None:
         self.ctx = ctx
         # The state document is read only when this process does not hold it (``states``).
-        instance = ctx.session.get(SopInstance, instance_id, options=[defer(SopInstance.state)])
+        instance = ctx.session.get(SopInstance, instance_id, options=_WITHOUT_STATE)
         if instance is None:
             raise NotFound(f"no SOP instance {instance_id}")
         self.instance = instance
