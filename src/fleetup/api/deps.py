@@ -88,16 +88,18 @@ def optional_principal(request: Request, session: Session = Depends(db)) -> Prin
     header = request.headers.get("authorization", "")
     principal: Principal | None
     if header.lower().startswith("bearer "):
-        principal = accounts.principal_from_token(session, header[7:].strip())
+        # On a connection of its own: the route's session has not begun a transaction yet.
+        with server(request).engine.connect() as connection:
+            principal = accounts.principal_from_token(connection, header[7:].strip())
         if principal is None:
             raise HTTPException(
                 401, "the API token is unknown or revoked", {"WWW-Authenticate": "Bearer"}
             )
     else:
         principal = _from_cookie(request, session, server(request))
+        session.rollback()  # end the read transaction so the route starts its own
         if principal is not None and _cross_site(request):
             raise HTTPException(403, "a signed-in browser may change things only from this site")
-    session.rollback()  # end the read transaction so the route starts its own
     request.state.principal = principal
     return principal
 
