@@ -99,10 +99,10 @@ def install_gate() -> None:
         if armed(ANSWER_LOST):
             park(f"answer of {answer['status']} kept")
 
-    def gated_save_job_run(sessions: Any, name: str, at: Any) -> None:
+    def gated_save_job_run(engine: Any, name: str, at: Any) -> None:
         if armed(JOB_DONE):
             park(f"job {name} done, its run not stored")
-        save_job_run(sessions, name, at)
+        save_job_run(engine, name, at)
 
     idempotency.keep = gated_keep  # type: ignore[assignment]
     simulated_clock.save_job_run = gated_save_job_run  # type: ignore[assignment]

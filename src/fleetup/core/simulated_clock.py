@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, bindparam, insert, select, update
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy import Engine, String, bindparam, insert, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from fleetup.core.db import Base, Prepared, UTCDateTime, transaction
+from fleetup.core.db import Base, Prepared, UTCDateTime
 
 NOW = "now"
 JOB_PREFIX = "job:"
@@ -39,11 +39,10 @@ _FIRST = Prepared(
 )
 
 
-def _save(sessions: sessionmaker[Session], name: str, at: datetime) -> None:
+def _save(engine: Engine, name: str, at: datetime) -> None:
     """One statement, in its own transaction: every clock move stores a handful of these."""
     values = {"moment_name": name, "moment_at": at}
-    with transaction(sessions) as session:
-        connection = session.connection()
+    with engine.begin() as connection:
         if _MOVE.run(connection, values) == 0:
             _FIRST.run(connection, values)
 
@@ -54,9 +53,9 @@ def stored_now(session: Session) -> datetime | None:
     return row.at if row is not None else None
 
 
-def save_now(sessions: sessionmaker[Session], at: datetime) -> None:
+def save_now(engine: Engine, at: datetime) -> None:
     """Remember that the clock moved to ``at`` (before the jobs of that move run)."""
-    _save(sessions, NOW, at)
+    _save(engine, NOW, at)
 
 
 def job_runs(session: Session, *, until: datetime) -> dict[str, datetime]:
@@ -71,6 +70,6 @@ def job_runs(session: Session, *, until: datetime) -> dict[str, datetime]:
     return {row.name.removeprefix(JOB_PREFIX): row.at for row in rows if row.at <= until}
 
 
-def save_job_run(sessions: sessionmaker[Session], name: str, at: datetime) -> None:
+def save_job_run(engine: Engine, name: str, at: datetime) -> None:
     """Remember that job ``name`` ran at ``at`` (after its own transactions committed)."""
-    _save(sessions, JOB_PREFIX + name, at)
+    _save(engine, JOB_PREFIX + name, at)

@@ -127,7 +127,7 @@ def _run_due(scheduler: Scheduler, parts: Server) -> dict[str, int]:
 
     def run(job: Job) -> int:
         handled = job.run(parts)
-        simulated_clock.save_job_run(parts.sessions, job.name, now)
+        simulated_clock.save_job_run(parts.engine, job.name, now)
         return handled
 
     return scheduler.each_due(parts, run)
@@ -155,7 +155,7 @@ def move_clock(body: ClockIn, request: Request) -> ClockOut:
             raise Conflict(
                 f"the simulated clock is at {clock.now().isoformat()}; time does not run backwards"
             ) from error
-        simulated_clock.save_now(parts.sessions, clock.now())
+        simulated_clock.save_now(parts.engine, clock.now())
         after = body.after
         if after is None:
             after = _handed(request, inbox, parts) if inbox is not None else 0
