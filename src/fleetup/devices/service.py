@@ -269,9 +269,12 @@ def deploy(
     return _deployment_out(action, serial, release.version)
 
 
+_DEVICE_OF_MACHINE = select(Device).where(Device.machine_id == bindparam("machine_id"))
+
+
 def _bump(session: Session, *, machine_id: int) -> None:
     """Move the machine's IPC's change counter, so its next poll sees a new ETag."""
-    device = session.scalar(select(Device).where(Device.machine_id == machine_id))
+    device = session.scalar(_DEVICE_OF_MACHINE, {"machine_id": machine_id})
     if device is not None:
         device.changes += 1
         from fleetup.notify import service as notify  # lazily: it loads Apprise
@@ -384,6 +387,13 @@ def _deployment_out(action: DeviceAction, serial: str, version: str) -> Deployme
 # -- step reports --------------------------------------------------------------------------
 
 
+# Every step report asks this; built once, its cache key is derived once too.
+_KNOWN_EVENT = select(DeviceEvent.id).where(
+    DeviceEvent.device_id == bindparam("device_id"),
+    DeviceEvent.event_id == bindparam("event_id"),
+)
+
+
 def record_event(
     ctx: Ctx, library: SopLibrary, *, caller: DeviceCaller, action_id: str, event: StepEventIn
 ) -> bool:
@@ -393,11 +403,7 @@ def record_event(
         PermissionDenied: the action is not this device's.
     """
     action = own_action(ctx.session, caller=caller, action_id=action_id)
-    known = ctx.session.scalar(
-        select(DeviceEvent.id).where(
-            DeviceEvent.device_id == caller.id, DeviceEvent.event_id == event.event_id
-        )
-    )
+    known = ctx.session.scalar(_KNOWN_EVENT, {"device_id": caller.id, "event_id": event.event_id})
     if known is not None:
         return False
     if action.instance_id is None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from fleetup.core.audit import snapshot
@@ -205,6 +205,14 @@ def machine_out(machine: Machine) -> MachineOut:
     )
 
 
+# Asked by most requests about a machine; built once, its cache key is derived once too.
+_MACHINE_BY_SERIAL = (
+    select(Machine)
+    .options(joinedload(Machine.site).joinedload(Site.customer))
+    .where(Machine.serial == bindparam("serial"))
+)
+
+
 def get_machine(session: Session, *, serial: str) -> Machine:
     """The machine with ``serial``, its site and customer loaded (the one this session found
     already, if it did).
@@ -215,11 +223,7 @@ def get_machine(session: Session, *, serial: str) -> Machine:
     known: Machine | None = looked_up(session, "machine", serial)
     if known is not None and known.serial == serial:
         return known
-    machine = session.scalar(
-        select(Machine)
-        .options(joinedload(Machine.site).joinedload(Site.customer))
-        .where(Machine.serial == serial)
-    )
+    machine = session.scalar(_MACHINE_BY_SERIAL, {"serial": serial})
     if machine is None:
         raise NotFound(f"no machine with serial {serial!r}")
     remember(session, "machine", serial, machine)
