@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from typing import Any
+
 import pytest
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, event, func, insert, select, update
 
 from fleetup.api.deps import Server
-from fleetup.core.db import Prepared, UTCDateTime
+from fleetup.core.db import ById, Prepared, UTCDateTime
 from fleetup.core.simulated_clock import SimulatedMoment
+from fleetup.fleet.models import Customer
 
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
@@ -58,3 +61,35 @@ def test_a_prepared_query_names_the_value_it_was_not_given(server_parts: Server)
         pytest.raises(KeyError, match="'until'"),
     ):
         Prepared(query).rows(connection, {"since": START})
+
+
+def test_a_row_by_id_is_read_held_or_read_again_as_session_get_would(
+    server_parts: Server,
+) -> None:
+    with server_parts.engine.begin() as connection:
+        connection.execute(insert(Customer).values(id=7, code="YJ", name="Yijia"))
+    customer_by_id = ById(Customer)
+    queries: list[str] = []
+
+    def count(*args: Any) -> None:
+        queries.append(args[2])
+
+    event.listen(server_parts.engine, "before_cursor_execute", count)
+    try:
+        with server_parts.sessions() as session:
+            found = customer_by_id(session, 7)
+            assert found is not None and found.name == "Yijia"
+            assert customer_by_id(session, 8) is None
+            assert len(queries) == 2
+            # Held by the session: answered without a query.
+            assert customer_by_id(session, 7) is found
+            assert len(queries) == 2
+            # Changed elsewhere; after a rollback the held row is read again.
+            with server_parts.engine.begin() as connection:
+                connection.execute(update(Customer).values(name="Yijia Foods"))
+            session.rollback()
+            again = customer_by_id(session, 7)
+            assert again is found and again.name == "Yijia Foods"
+            assert session.get(Customer, 7) is again
+    finally:
+        event.remove(server_parts.engine, "before_cursor_execute", count)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from fleetup.core.audit import snapshot
 from fleetup.core.context import Ctx
+from fleetup.core.db import ById
 from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound, PermissionDenied
 from fleetup.devices.models import (
     REMOTE_FINAL_STEP,
@@ -340,6 +341,9 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_ACTION = ById(DeviceAction)
+
+
 def own_action(session: Session, *, caller: DeviceCaller, action_id: str) -> DeviceAction:
     """The device's own action ``act-N``.
 
@@ -347,7 +351,7 @@ def own_action(session: Session, *, caller: DeviceCaller, action_id: str) -> Dev
         PermissionDenied: not an action of this device (or no such action).
     """
     number = parse_id("act", action_id)
-    action = session.get(DeviceAction, number) if number is not None else None
+    action = _ACTION(session, number) if number is not None else None
     if action is None or action.machine_id != caller.machine_id:
         raise PermissionDenied(f"action {action_id} is not this device's")
     return action

@@ -21,7 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from fleetup.core import audit
 from fleetup.core.audit import Change, Written, snapshot
 from fleetup.core.context import Ctx
-from fleetup.core.db import Prepared
+from fleetup.core.db import ById, Prepared
 from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from fleetup.fleet import service as fleet
 from fleetup.fleet.models import MachineState
@@ -257,8 +257,8 @@ def post_event(
     return steps.store(), effects
 
 
-# Loader options are immutable: built once, as the statements are.
-_WITHOUT_STATE = (defer(SopInstance.state),)
+# Every step loads its instance: the state document only when this process does not hold it.
+_INSTANCE_WITHOUT_STATE = ById(SopInstance, defer(SopInstance.state))
 
 
 class Steps:
@@ -274,7 +274,7 @@ class Steps:
     def __init__(self, ctx: Ctx, library: SopLibrary, *, instance_id: int) -> None:
         self.ctx = ctx
         # The state document is read only when this process does not hold it (``states``).
-        instance = ctx.session.get(SopInstance, instance_id, options=_WITHOUT_STATE)
+        instance = _INSTANCE_WITHOUT_STATE(ctx.session, instance_id)
         if instance is None:
             raise NotFound(f"no SOP instance {instance_id}")
         self.instance = instance
