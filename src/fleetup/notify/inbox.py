@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, Text, bindparam, event, func, select
+from sqlalchemy import Connection, Integer, String, Text, bindparam, event, func, select
 from sqlalchemy.engine import Result
 from sqlalchemy.orm import (
     Mapped,
@@ -33,7 +33,7 @@ from sqlalchemy.orm import (
 from sqlalchemy.orm.attributes import get_history
 
 from fleetup.core.clock import Clock
-from fleetup.core.db import Base, UTCDateTime, transaction
+from fleetup.core.db import Base, Prepared, UTCDateTime, transaction
 from fleetup.notify.delivery import LEASE
 from fleetup.notify.models import DELIVERED, QUEUED, DeviceWakeup, Notification
 from fleetup.notify.service import wake_topic
@@ -81,7 +81,7 @@ def device_of(topic: str) -> str:
     return topic.removeprefix(WAKE_PREFIX).removesuffix(WAKE_SUFFIX)
 
 
-_AFTER = (
+_AFTER = Prepared(
     select(
         InboxEntry.id,
         InboxEntry.kind,
@@ -163,16 +163,20 @@ class SimulatedInbox:
         """The position of the last entry (0 on an empty inbox)."""
         return int(session.scalar(select(func.max(InboxEntry.id))) or 0)
 
-    def handover(self, session: Session, *, after: int) -> Handover:
+    def handover(self, connection: Connection, *, after: int) -> Handover:
         """Every entry after position ``after``, in the order they were delivered.
 
         Every clock move asks this, mostly of an inbox with nothing new, so it is one
-        prebuilt statement on the session's connection."""
-        rows = session.connection().execute(_AFTER, {"after": after}).all()
+        statement compiled once, on the driver's cursor."""
+        rows = _AFTER.rows(connection, {"after": after})
         return Handover(
-            messages=[Delivered(r.url, r.title, r.body) for r in rows if r.kind == MESSAGE],
-            woken=[r.device for r in rows if r.kind == WAKE],
-            cursor=max((r.id for r in rows), default=after),
+            messages=[
+                Delivered(url, title, body)
+                for _, kind, url, title, body, _ in rows
+                if kind == MESSAGE
+            ],
+            woken=[device for _, kind, *_, device in rows if kind == WAKE],
+            cursor=max((entry_id for entry_id, *_ in rows), default=after),
         )
 
 

@@ -114,8 +114,8 @@ def _handed(request: Request, inbox: SimulatedInbox, parts: Server) -> int:
 def _handover(inbox: SimulatedInbox | None, parts: Server, after: int) -> Handover:
     if inbox is None:
         return Handover(messages=[], woken=[], cursor=after)
-    with parts.sessions() as session:
-        return inbox.handover(session, after=after)
+    with parts.engine.connect() as connection:
+        return inbox.handover(connection, after=after)
 
 
 def _run_due(scheduler: Scheduler, parts: Server) -> dict[str, int]:
