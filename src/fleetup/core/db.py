@@ -166,7 +166,7 @@ class DriverStatement:
 
 
 class Prepared:
-    """A query built once, compiled once per dialect, and run on the driver's cursor.
+    """A statement built once, compiled once per dialect, and run on the driver's cursor.
 
     SQLAlchemy runs even a prebuilt statement through its whole pipeline on every call: it
     derives the statement's cache key, writes out its ``IN`` lists, processes the parameters
