@@ -78,3 +78,25 @@ def test_a_state_whose_transaction_rolls_back_is_not_kept(
     kept = states.recall(key, 1)
     assert kept is not None and kept.state.current == "C"
     assert kept.state == upgrades.state_of(_stored(server_parts, instance["id"]))
+
+
+def test_only_the_newest_state_of_an_instance_is_kept(
+    client: TestClient,
+    make_account: Callable[..., Account],
+    machine: str,
+    server_parts: Server,
+) -> None:
+    tech = make_account(Role.technician)
+    instance = client.post(f"/api/v1/machines/{machine}/upgrades", headers=tech.headers).json()
+    url = f"/api/v1/sop/instances/{instance['id']}/events"
+    for event in [
+        {"type": "decision_taken", "node": "B", "outcome": "yes"},
+        {"type": "step_started", "node": "C"},
+    ]:
+        assert client.post(url, json=event, headers=tech.headers).status_code == 200
+    row = _stored(server_parts, instance["id"])
+    assert row.transitions == 2
+    assert states.recall(row.key, 2) is not None
+    # A step reads the state at the count it finds stored; an older one is never asked for.
+    assert states.recall(row.key, 1) is None
+    assert states.recall(row.key, 0) is None

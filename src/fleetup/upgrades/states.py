@@ -37,6 +37,8 @@ class Known:
 
 
 _known: OrderedDict[tuple[str, int], Known] = OrderedDict()
+# By instance key, the transition count of the state kept for it: only the newest is kept.
+_newest: dict[str, int] = {}
 _lock = threading.Lock()
 
 
@@ -60,6 +62,7 @@ def forget_all() -> None:
     """Drop every kept state (the database was replaced under this process)."""
     with _lock:
         _known.clear()
+        _newest.clear()
 
 
 @listens_for(Session, "after_commit")
@@ -70,11 +73,19 @@ def _keep_committed(session: Session) -> None:
     if not pending:
         return
     with _lock:
-        for name, known in pending.items():
-            _known[name] = known
-            _known.move_to_end(name)
+        for (key, transitions), known in pending.items():
+            older = _newest.get(key)
+            if older is not None and older > transitions:
+                continue
+            if older is not None and older != transitions:
+                _known.pop((key, older), None)
+            _newest[key] = transitions
+            _known[(key, transitions)] = known
+            _known.move_to_end((key, transitions))
         while len(_known) > KEPT:
-            _known.popitem(last=False)
+            (key, transitions), _ = _known.popitem(last=False)
+            if _newest.get(key) == transitions:
+                del _newest[key]
 
 
 @listens_for(Session, "after_soft_rollback")
