@@ -25,7 +25,7 @@ from fleetup.campaigns import service as campaigns
 from fleetup.campaigns.schemas import CampaignIn
 from fleetup.cli.common import console, settings
 from fleetup.cli.simulate import print_result
-from fleetup.core import migrate
+from fleetup.core import migrate, runtime
 from fleetup.core.clock import ManualClock, SystemClock
 from fleetup.core.context import Ctx
 from fleetup.core.errors import Conflict, InvalidInput, NotFound
@@ -92,6 +92,7 @@ def _serve_with_fleet(parts: Server, host: str, port: int, speed: float, count: 
         uvicorn.Config(create_app(parts), host=host, port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    runtime.serving()
     thread.start()
     while not server.started and thread.is_alive():
         time.sleep(0.05)

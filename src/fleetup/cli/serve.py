@@ -15,7 +15,7 @@ import uvicorn
 from fleetup.api.app import build_server, create_app
 from fleetup.api.deps import Server
 from fleetup.cli.common import console, settings
-from fleetup.core import migrate
+from fleetup.core import migrate, runtime
 from fleetup.core.clock import ManualClock
 from fleetup.core.simulated_clock import stored_now
 from fleetup.notify.inbox import SimulatedInbox
@@ -85,6 +85,7 @@ def register(app: typer.Typer) -> None:
         web_app = create_app(parts)
         # On simulated time the clock route runs the jobs, each time the clock moves.
         worker = None if no_worker or clock else start_thread(parts, JOBS)
+        runtime.serving()
         try:
             uvicorn.run(web_app, host=bind_host, port=bind_port, log_level="warning")
         finally:

@@ -17,7 +17,7 @@ import typer
 
 from fleetup.api.app import build_server
 from fleetup.cli.common import console, settings
-from fleetup.core import migrate
+from fleetup.core import migrate, runtime
 from fleetup.notify import service as notify
 from fleetup.worker import run_until
 from fleetup.worker.jobs import JOBS
@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
         signal.signal(signal.SIGTERM, stop_on)
         signal.signal(signal.SIGINT, stop_on)
         console.print(f"fleetup worker runs {', '.join(job.name for job in JOBS)}")
+        runtime.serving()
         try:
             run_until(parts, stop, JOBS, tick_s=tick)
         finally:

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from fleetup.api.app import build_server, create_app
-from fleetup.core import migrate
+from fleetup.core import migrate, runtime
 from fleetup.core.clock import ManualClock
 from fleetup.core.config import Settings
 from fleetup.core.context import Ctx
@@ -105,6 +105,7 @@ def in_process(
     transport = InlineTransport(create_app(parts))
     try:
         with (
+            runtime.served(),
             httpx.Client(transport=transport, base_url="http://simulator.invalid") as client,
             parts.sessions() as session,
         ):
