@@ -8,10 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 from device_helpers import OTHER, SERIAL, Ipc
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from fleetup.core.context import Ctx
 from fleetup.devices import service as devices
+from fleetup.devices.models import DeviceEvent
 from support import Account
 
 
@@ -105,6 +108,30 @@ def test_a_repeated_event_is_a_duplicate_and_counts_once(
     assert instance["current_node"] == "F"
     [run] = [step for step in instance["steps"] if step["node"] == "F"]
     assert run["status"] == "in_progress" and run["attempts"] == 1
+
+
+def test_a_report_recorded_meanwhile_by_another_request_is_a_conflict_that_changes_nothing(
+    client: TestClient,
+    manager: Account,
+    enroll: Callable[[str], Ipc],
+    deploy: Callable[[str], dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ipc = enroll(SERIAL)
+    deployment = deploy(SERIAL)
+    url = f"/device/v1/actions/{deployment['action_id']}/events"
+    event = _event("backup", "started")
+    assert client.post(url, json=event, headers=ipc.headers).status_code == 200
+    instance_url = f"/api/v1/sop/instances/{deployment['instance_id']}"
+    before = client.get(instance_url, headers=manager.headers).json()
+    # As if the same report had passed the duplicate check in two requests at once.
+    monkeypatch.setattr(devices, "_KNOWN_EVENT", select(DeviceEvent.id).where(DeviceEvent.id < 0))
+    again = client.post(url, json=event, headers=ipc.headers)
+    assert again.status_code == 409, again.text
+    assert "being recorded already" in again.json()["detail"]
+    after = client.get(instance_url, headers=manager.headers).json()
+    assert after["steps"] == before["steps"]
+    assert after["history"] == before["history"]
 
 
 def test_a_device_cannot_touch_another_devices_action(
