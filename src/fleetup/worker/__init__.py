@@ -100,26 +100,33 @@ def idle_jobs(
 ) -> tuple[set[str], int]:
     """Which of the guarded ``jobs`` have nothing to do at ``now``, in one query.
 
+    Every guarded job of ``jobs`` is asked, so that a scheduler's question is always the same
+    statement, compiled once.
+
     Args:
         seen: the audit position each job last ran at; a job with ``changes`` that has not
-            run yet is not asked (it runs).
+            run yet is never idle (it runs).
 
     Returns:
         The idle jobs' names, and the audit position the answer holds for.
     """
     known = seen or {}
-    if not any(job.guarded for job in jobs):
+    asked = [job for job in jobs if job.guarded]
+    if not asked:
         return set(), -1
-    asked = [job for job in jobs if job.guarded and (not job.changes or job.name in known)]
     params: dict[str, Any] = {"pending_now": now}
     for index, job in enumerate(asked):
         if job.changes:
-            params[f"after_{index}"] = known[job.name]
+            params[f"after_{index}"] = known.get(job.name, 0)
         if job.params is not None:
             params.update(job.params(parts, now))
     with parts.engine.connect() as connection:
         (head, *busy), *_ = _question(asked).rows(connection, params)
-    idle = {job.name for job, working in zip(asked, busy, strict=True) if not working}
+    idle = {
+        job.name
+        for job, working in zip(asked, busy, strict=True)
+        if not working and (not job.changes or job.name in known)
+    }
     return idle, int(head or 0)
 
 
@@ -160,7 +167,7 @@ class Scheduler:
         """``run`` every due job that may have something to do; returns handled counts (a job
         whose ``run`` gives None, having failed, has none).
 
-        The conditions of the jobs still to come are read in one query, and read again after
+        The conditions of the guarded jobs are read in one query, and read again after
         a job that handled something (its work may be theirs). A job found idle counts as run
         at ``now``; a job that failed is asked nothing next time: it runs again.
         """
@@ -168,10 +175,10 @@ class Scheduler:
         due = self.due(now)
         handled: dict[str, int] = {}
         asked: tuple[set[str], int] | None = None
-        for index, job in enumerate(due):
+        for job in due:
             if job.guarded:
                 if asked is None:
-                    asked = self._idle(parts, due[index:], now)
+                    asked = self._idle(parts, now)
                 idle, position = asked
                 if position >= 0:
                     self.seen[job.name] = position
@@ -188,9 +195,9 @@ class Scheduler:
                 asked = None
         return handled
 
-    def _idle(self, parts: Server, jobs: Sequence[Job], now: datetime) -> tuple[set[str], int]:
+    def _idle(self, parts: Server, now: datetime) -> tuple[set[str], int]:
         try:
-            return idle_jobs(parts, jobs, now, self.seen)
+            return idle_jobs(parts, self.jobs, now, self.seen)
         except Exception:
             log.exception("the jobs' pending work could not be read; every due job runs")
             return set(), -1
