@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from device_helpers import OTHER, SERIAL, Ipc
 import pytest
+from device_helpers import OTHER, SERIAL, Ipc
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
