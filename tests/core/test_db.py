@@ -6,10 +6,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, event, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    bindparam,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from fleetup.api.deps import Server
-from fleetup.core.db import ById, Prepared, UTCDateTime
+from fleetup.core import audit
+from fleetup.core.db import ById, JSONText, Prepared, UTCDateTime
 from fleetup.core.simulated_clock import SimulatedMoment
 from fleetup.fleet.models import Customer
 
@@ -92,3 +105,32 @@ def test_a_row_by_id_is_read_held_or_read_again_as_session_get_would(
             assert session.get(Customer, 7) is again
     finally:
         event.remove(server_parts.engine, "before_cursor_execute", count)
+
+
+def test_a_document_given_as_its_json_text_is_stored_as_that_document(
+    server_parts: Server,
+) -> None:
+    table = Table(
+        "json_text_probe",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("document", JSON),
+    )
+    document = {"b": [1, 2.5, None], "a": {"ü": "機台"}, "c": True}
+    text, digest = audit.digested(document)
+    write = Prepared(
+        update(table)
+        .where(table.c.id == bindparam("row"))
+        .values(document=bindparam("document", type_=JSONText()))
+    )
+    table.create(server_parts.engine)
+    try:
+        with server_parts.engine.begin() as connection:
+            connection.execute(insert(table).values(id=1, document={}))
+            assert write.run(connection, {"row": 1, "document": text}) == 1
+        with server_parts.engine.connect() as connection:
+            stored = connection.scalar(select(table.c.document))
+    finally:
+        table.drop(server_parts.engine)
+    assert stored == document
+    assert audit.digest(stored) == digest

@@ -127,7 +127,14 @@ def snapshot_of(model: type[Base], values: Mapping[str, Any]) -> dict[str, Any]:
 
 def digest(document: Any) -> str:
     """How the trail keeps a digested column's value: the SHA-256 of its canonical JSON."""
-    return "sha256:" + hashlib.sha256(_document(document).encode()).hexdigest()
+    return digested(document)[1]
+
+
+def digested(document: Any) -> tuple[str, str]:
+    """``document``'s canonical JSON and its ``digest``: for a writer that stores the JSON
+    text as well, which then needs no second serialisation (``core.db.JSONText``)."""
+    text = _document(document)
+    return text, "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def _snapshot(

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
+    JSON,
     Connection,
     DateTime,
     Engine,
@@ -64,6 +65,18 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else utc(value)
+
+
+class JSONText(TypeDecorator[str]):
+    """A JSON column's value given as the JSON text itself, for a writer that serialised the
+    document already (to digest it): the text is stored as it is, where SQLAlchemy's JSON
+    type would serialise the document once more. PostgreSQL still reads it as ``json``."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from fleetup.core import audit
 from fleetup.core.audit import Change, Written, snapshot
 from fleetup.core.context import Ctx
-from fleetup.core.db import ById, Prepared
+from fleetup.core.db import ById, JSONText, Prepared
 from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from fleetup.fleet import service as fleet
 from fleetup.fleet.models import MachineState
@@ -332,7 +332,8 @@ class Steps:
         state, now = self.state, self.ctx.now()
         counted = instance.transitions
         document = stored(state)
-        known = states.Known(state.model_copy(update={"history": ()}), audit.digest(document))
+        text, state_digest = audit.digested(document)
+        known = states.Known(state.model_copy(update={"history": ()}), state_digest)
         values: dict[str, Any] = {
             "state": document,
             "status": state.status,
@@ -343,7 +344,7 @@ class Steps:
         }
         connection = self.ctx.session.connection()
         written = _UPDATE_INSTANCE.run(
-            connection, {"instance_id": instance.id, "counted": counted, **values}
+            connection, {"instance_id": instance.id, "counted": counted, **values, "state": text}
         )
         if written != 1:
             raise Conflict("the instance changed meanwhile; read it again and retry")
@@ -386,7 +387,11 @@ _UPDATE_INSTANCE = Prepared(
         _INSTANCES.c.id == bindparam("instance_id"),
         _INSTANCES.c.transitions == bindparam("counted"),
     )
-    .values({name: bindparam(name) for name in _STORED})
+    .values(
+        {name: bindparam(name) for name in _STORED}
+        # The state goes as the canonical JSON its digest was taken of, serialised once.
+        | {"state": bindparam("state", type_=JSONText())}
+    )
 )
 _RECORDED = ("instance_id", "seq", "at", "actor", "event", "from_node", "to_node", "effects")
 _INSERT_TRANSITION = Prepared(
