@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, case, or_, select
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, case, or_, select
 from sqlalchemy.orm import Session
 
 from fleetup.accounts.models import User
@@ -25,6 +25,7 @@ from fleetup.core import audit
 from fleetup.core.audit import Change, snapshot
 from fleetup.core.clock import utc
 from fleetup.core.context import Ctx
+from fleetup.core.db import UTCDateTime
 from fleetup.core.security import Role
 from fleetup.customers import notices
 from fleetup.devices import service as devices
@@ -179,20 +180,14 @@ def following(
     or upgrade appears there, and those whose window closed (both found by index), so a look
     costs what changed, not the size of the wave.
     """
-    query = (
-        select(WaveMember, DeviceAction, SopInstance.status, SopInstance.completed_at)
-        .outerjoin(DeviceAction, WaveMember.action_id == DeviceAction.id)
-        .outerjoin(SopInstance, WaveMember.instance_id == SopInstance.id)
-        .order_by(WaveMember.id)
-    )
     if changed is None:
-        rows = session.execute(query.where(WaveMember.wave_id == wave_id, _moved(now))).all()
-        return [Following(*row) for row in rows]
-    candidates = or_(
-        _touched(changed.since, changed.until), WaveMember.action_id.in_(_closed_windows(now))
-    )
-    look = query.where(candidates, _in_waves(Wave.id == wave_id), _moved(now))
-    return [Following(*row) for row in session.execute(look).all()]
+        rows = session.execute(_FOLLOW_WAVE, {"wave_id": wave_id, "now": now}).all()
+    else:
+        rows = session.execute(
+            _FOLLOW_CHANGED,
+            {"wave_id": wave_id, "now": now, "since": changed.since, "until": changed.until},
+        ).all()
+    return [Following(*row) for row in rows]
 
 
 def _closed_windows(now: datetime | ColumnElement[datetime]) -> Select[int]:
@@ -210,7 +205,9 @@ class Changed:
     until: int
 
 
-def _touched(since: int | ColumnElement[int], until: int | None = None) -> ColumnElement[bool]:
+def _touched(
+    since: int | ColumnElement[int], until: int | ColumnElement[int] | None = None
+) -> ColumnElement[bool]:
     """A member whose action or upgrade has an audit event after ``since`` (up to ``until``),
     found by the indexes on the members' action and upgrade."""
     return or_(
@@ -250,6 +247,25 @@ def _moved(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
             and_(DeviceAction.status == "queued", DeviceAction.not_after < now),
         ),
     )
+
+
+# ``following`` asks one of these of every running wave at each look: built once.
+_NOW = bindparam("now", type_=UTCDateTime())
+_MEMBERS = (
+    select(WaveMember, DeviceAction, SopInstance.status, SopInstance.completed_at)
+    .outerjoin(DeviceAction, WaveMember.action_id == DeviceAction.id)
+    .outerjoin(SopInstance, WaveMember.instance_id == SopInstance.id)
+    .order_by(WaveMember.id)
+)
+_FOLLOW_WAVE = _MEMBERS.where(WaveMember.wave_id == bindparam("wave_id"), _moved(_NOW))
+_FOLLOW_CHANGED = _MEMBERS.where(
+    or_(
+        _touched(bindparam("since", type_=Integer), bindparam("until", type_=Integer)),
+        WaveMember.action_id.in_(_closed_windows(_NOW)),
+    ),
+    _in_waves(Wave.id == bindparam("wave_id")),
+    _moved(_NOW),
+)
 
 
 def window_closed(now: ColumnElement[datetime], waves: ColumnElement[bool]) -> ColumnElement[bool]:

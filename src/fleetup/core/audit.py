@@ -475,7 +475,9 @@ def position(session: Session) -> int:
 
 
 def changed_ids(
-    model: type[Base], since: int | ColumnElement[int], until: int | None = None
+    model: type[Base],
+    since: int | ColumnElement[int],
+    until: int | ColumnElement[int] | None = None,
 ) -> Select[int]:
     """The ids of the rows of ``model`` (a single integer key) with an event after position
     ``since`` (up to ``until``), as a subquery read by the index on the events' table and
