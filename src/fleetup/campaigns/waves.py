@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from fleetup.campaigns import deployments
@@ -90,17 +90,21 @@ def counts(session: Session, *, wave_id: int) -> CountsOut:
 def counts_of(session: Session, *, wave_ids: Sequence[int]) -> dict[int, CountsOut]:
     """The members of each wave by status, for several waves in one query."""
     by_wave = {wave_id: {status: 0 for status in MEMBER_STATES} for wave_id in wave_ids}
-    rows = session.execute(
-        select(WaveMember.wave_id, WaveMember.status, func.count())
-        .where(WaveMember.wave_id.in_(by_wave))
-        .group_by(WaveMember.wave_id, WaveMember.status)
-    )
+    rows = session.execute(_COUNTS, {"wave_ids": list(by_wave)})
     for wave_id, status, number in rows:
         by_wave[wave_id][status] = number
     return {
         wave_id: CountsOut(total=sum(by_status.values()), **by_status)
         for wave_id, by_status in by_wave.items()
     }
+
+
+# Asked at every look at a running wave and every campaign page: built once.
+_COUNTS = (
+    select(WaveMember.wave_id, WaveMember.status, func.count())
+    .where(WaveMember.wave_id.in_(bindparam("wave_ids", expanding=True)))
+    .group_by(WaveMember.wave_id, WaveMember.status)
+)
 
 
 def _gate_counts(out: CountsOut) -> WaveCounts:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, Integer, and_, bindparam, select
 from sqlalchemy.orm import Session, aliased
 
 from fleetup.core import audit
@@ -352,8 +352,17 @@ def completed_without_survey(session: Session, *, changed_after: int | None = No
         changed_after: an audit position: only the upgrades changed since then are read
             (found by index), not every upgrade the fleet ever completed.
     """
-    query = select(SopInstance.subject_ref).where(_upgrade_without_survey())
-    if changed_after is not None:
-        query = query.where(SopInstance.id.in_(audit.changed_ids(SopInstance, changed_after)))
-    refs = session.scalars(query.order_by(SopInstance.id))
+    if changed_after is None:
+        refs = session.scalars(_COMPLETED_WITHOUT_SURVEY)
+    else:
+        refs = session.scalars(_CHANGED_WITHOUT_SURVEY, {"after": changed_after})
     return list(dict.fromkeys(refs))
+
+
+# Asked by the survey job whenever an upgrade completed: built once.
+_COMPLETED_WITHOUT_SURVEY = (
+    select(SopInstance.subject_ref).where(_upgrade_without_survey()).order_by(SopInstance.id)
+)
+_CHANGED_WITHOUT_SURVEY = _COMPLETED_WITHOUT_SURVEY.where(
+    SopInstance.id.in_(audit.changed_ids(SopInstance, bindparam("after", type_=Integer)))
+)

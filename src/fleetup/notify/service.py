@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -162,10 +162,14 @@ def queued_already(session: Session, key: str) -> set[tuple[str, str]]:
     """The (recipient, channel) pairs that have a notification with ``key``."""
     return {
         (recipient, channel)
-        for recipient, channel in session.execute(
-            select(Notification.recipient, Notification.channel).where(Notification.key == key)
-        )
+        for recipient, channel in session.execute(_QUEUED_WITH_KEY, {"key": key})
     }
+
+
+# Asked before every notification is queued: built once.
+_QUEUED_WITH_KEY = select(Notification.recipient, Notification.channel).where(
+    Notification.key == bindparam("key")
+)
 
 
 def _channel_of(url: str) -> str:

@@ -79,15 +79,19 @@ def get_all(
 
 
 def active_upgrade(session: Session, *, machine_id: int) -> SopInstance | None:
-    return session.scalar(
-        select(SopInstance)
-        .where(
-            SopInstance.machine_id == machine_id,
-            SopInstance.chart_id == UPGRADE_CHART,
-            SopInstance.status.in_(ACTIVE),
-        )
-        .order_by(SopInstance.id.desc())
+    return session.scalar(_ACTIVE_UPGRADE, {"machine_id": machine_id})
+
+
+# Asked before every deployment and by the customer flows: built once.
+_ACTIVE_UPGRADE = (
+    select(SopInstance)
+    .where(
+        SopInstance.machine_id == bindparam("machine_id"),
+        SopInstance.chart_id == UPGRADE_CHART,
+        SopInstance.status.in_(ACTIVE),
     )
+    .order_by(SopInstance.id.desc())
+)
 
 
 def latest_upgrade(session: Session, *, machine_id: int) -> SopInstance | None:
