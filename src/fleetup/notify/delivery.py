@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import ColumnElement, Integer, bindparam, delete, select, update
 
 from fleetup.core.config import Settings
-from fleetup.core.db import transaction
+from fleetup.core.db import UTCDateTime, transaction
 from fleetup.notify import service
 from fleetup.notify.channels import (
     AppriseChannel,
@@ -86,28 +86,34 @@ class Claimed:
 def claim(parts: Server, *, limit: int = BATCH) -> list[Claimed]:
     """Take up to ``limit`` due notifications for this worker, in id order."""
     now = parts.clock.now()
-    due = (
-        select(Notification.id)
-        .where(Notification.status == QUEUED, Notification.next_attempt_at <= now)
-        .order_by(Notification.next_attempt_at, Notification.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
     with transaction(parts.sessions) as session:
         claimed = session.execute(
-            update(Notification)
-            .where(Notification.id.in_(due))
-            .values(
-                next_attempt_at=now + LEASE,
-                attempts=Notification.attempts + 1,
-                last_attempt_at=now,
-            )
-            .returning(
-                Notification.id, Notification.channel_url, Notification.subject, Notification.body
-            )
-            .execution_options(synchronize_session=False)
+            _CLAIM, {"now": now, "lease_until": now + LEASE, "limit": limit}
         ).all()
     return sorted((Claimed(*row) for row in claimed), key=lambda taken: taken.id)
+
+
+# Every look for due notifications claims with this: built once.
+_NOW = bindparam("now", type_=UTCDateTime())
+_CLAIM = (
+    update(Notification)
+    .where(
+        Notification.id.in_(
+            select(Notification.id)
+            .where(Notification.status == QUEUED, Notification.next_attempt_at <= _NOW)
+            .order_by(Notification.next_attempt_at, Notification.id)
+            .limit(bindparam("limit", type_=Integer))
+            .with_for_update(skip_locked=True)
+        )
+    )
+    .values(
+        next_attempt_at=bindparam("lease_until", type_=UTCDateTime()),
+        attempts=Notification.attempts + 1,
+        last_attempt_at=_NOW,
+    )
+    .returning(Notification.id, Notification.channel_url, Notification.subject, Notification.body)
+    .execution_options(synchronize_session=False)
+)
 
 
 def deliver_due(parts: Server, channel: Channel | None = None) -> int:
