@@ -48,9 +48,14 @@ def test_device_routes_need_a_device_credential(
     client: TestClient, manager: Account, enroll: Callable[[str], Ipc]
 ) -> None:
     enroll(SERIAL)
-    assert client.get("/device/v1/actions/next").status_code == 401
+    missing = client.get("/device/v1/actions/next")
+    assert missing.status_code == 401
+    # Nothing was sent: the challenge names no error (RFC 6750, section 3.1).
+    assert missing.headers["www-authenticate"] == "Bearer"
     wrong = {"Authorization": "Bearer fdc_nonsense"}
-    assert client.get("/device/v1/actions/next", headers=wrong).status_code == 401
+    unknown = client.get("/device/v1/actions/next", headers=wrong)
+    assert unknown.status_code == 401
+    assert unknown.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
     assert client.get("/device/v1/actions/next", headers=manager.headers).status_code == 401
 
 
@@ -292,12 +297,13 @@ def test_a_heartbeat_that_reports_something_flags_the_device_until_a_clean_one(
     assert beat({}) is False
 
 
-def test_a_revoked_device_is_refused(
+def test_a_revoked_device_gets_401_invalid_token(
     ctx: Ctx, client: TestClient, enroll: Callable[[str], Ipc]
 ) -> None:
     ipc = enroll(SERIAL)
     devices.revoke(ctx, serial=SERIAL)
     ctx.session.commit()
     refused = client.get("/device/v1/actions/next", headers=ipc.headers)
-    assert refused.status_code == 403
+    assert refused.status_code == 401
     assert "revoked" in refused.json()["detail"]
+    assert refused.headers["www-authenticate"].startswith('Bearer error="invalid_token"')

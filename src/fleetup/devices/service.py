@@ -195,7 +195,7 @@ def caller_from_row(row: CredentialRow | None) -> DeviceCaller | None:
 
 def etag_of_row(row: CredentialRow | None) -> str | None:
     """The ETag ``actions/next`` answers the device of a credential row; None when the
-    credential is unknown or revoked (the route then answers 401 or 403, never 304)."""
+    credential is unknown or revoked (the route then answers 401, never 304)."""
     if row is None or row[3]:
         return None
     return etag(DeviceCaller(row[0], row[1], row[4], row[2]))

@@ -2,8 +2,9 @@
 
 ``device()`` is the access rule of every ``/device/v1`` route but enrollment (which uses
 ``enrollment()``): it marks itself with ``RULE_ATTR`` so ``GuardedRoute`` admits the route, and
-it answers 401 for a missing or unknown credential and 403 for a revoked one. A user's API
-token is not a device credential and is refused here.
+it answers 401 for a missing credential, and 401 with ``error="invalid_token"`` for an
+unknown or revoked one (RFC 6750, section 3.1). A user's API token is not a device credential
+and is refused here.
 
 Agents call these routes all day, so the rule and the session they get cost little: the
 credential is looked up on the event loop (``device_db``, no session and no worker
@@ -25,6 +26,7 @@ from fleetup.api.access import RULE_ATTR
 from fleetup.api.deps import Server, server
 from fleetup.api.device.device_db import DirectUnavailable, device_db
 from fleetup.core.context import Ctx
+from fleetup.core.errors import PermissionDenied
 from fleetup.devices import service as devices
 from fleetup.devices.service import DeviceCaller
 
@@ -41,13 +43,23 @@ async def _caller(request: Request) -> DeviceCaller:
     credential = header[7:].strip()
     parts = server(request)
     try:
-        caller = devices.caller_from_row(await device_db(parts.engine).find(credential))
-    except DirectUnavailable:
-        caller = await run_in_threadpool(_authenticate_in_session, parts, credential)
+        try:
+            caller = devices.caller_from_row(await device_db(parts.engine).find(credential))
+        except DirectUnavailable:
+            caller = await run_in_threadpool(_authenticate_in_session, parts, credential)
+    except PermissionDenied as error:
+        raise _invalid_token(str(error)) from error
     if caller is None:
-        raise HTTPException(401, "the device credential is unknown", {"WWW-Authenticate": "Bearer"})
+        raise _invalid_token("the device credential is unknown")
     request.state.device = caller
     return caller
+
+
+def _invalid_token(detail: str) -> HTTPException:
+    """A 401 for a credential that was sent but is not (or no longer) valid: the device must
+    enroll again, so the challenge names the error (RFC 6750, section 3.1)."""
+    challenge = f'Bearer error="invalid_token", error_description="{detail}"'
+    return HTTPException(401, detail, {"WWW-Authenticate": challenge})
 
 
 def _authenticate_in_session(parts: Server, credential: str) -> DeviceCaller | None:

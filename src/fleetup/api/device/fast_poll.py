@@ -5,7 +5,7 @@ of the last answer, and most answers are 304. This ASGI middleware answers exact
 one indexed select for the credential's device (``device_db``: on the event loop, no session,
 no worker thread), and a bare 304 when its ETag matches. Anything else (no ETag,
 another ETag, an unknown or revoked credential, a lookup that could not run) goes on to the
-route, which gives the full answer or the 401/403.
+route, which gives the full answer or the 401.
 
 No answer is cached: the ETag is read from the committed row on every poll, so an action
 queued by another process, or a credential revoked there, shows on the next poll.
