@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,16 +54,38 @@ def test_sending_twice_with_the_same_key_delivers_once(
     assert [(url, title) for url, title, _ in channel.sent] == [(HOOK, "[fleetup] Test message")]
 
 
-def test_a_send_that_loses_a_race_for_one_recipient_still_queues_the_others(
-    parts: Server, person: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+def test_a_send_that_finds_one_recipient_queued_already_still_queues_the_others(
+    parts: Server, person: Callable[..., str]
 ) -> None:
     person("amy", url=HOOK)
     person("bob", url="json://127.0.0.1:9/bob")
     assert _send(parts, "incident-8:opened", ["user:amy"]) == 1
-    # Another worker queued amy's row after this one looked: it finds nothing queued yet.
-    monkeypatch.setattr(notify, "queued_already", lambda session, key: set())
     assert _send(parts, "incident-8:opened", ["user:amy", "user:bob"]) == 1
     assert sorted(recipient for recipient, _, _ in _rows(parts)) == ["user:amy", "user:bob"]
+    with parts.sessions() as session:
+        assert audit.verify(session) == []
+
+
+def test_two_sends_of_one_event_at_the_same_time_queue_it_once(
+    parts: Server, person: Callable[..., str]
+) -> None:
+    person("amy", url=HOOK)
+    queued: list[int] = []
+    with parts.sessions() as first:
+        ctx = Ctx(session=first, actor="test", clock=parts.clock)
+        assert notify.send(ctx, template="test_message", key="k-9", to=["user:amy"], params=PARAMS)
+        # The second send waits for the first's transaction (its write lock, or on
+        # PostgreSQL the row it inserted), then finds the row queued.
+        second = threading.Thread(target=lambda: queued.append(_send(parts, "k-9", ["user:amy"])))
+        second.start()
+        second.join(timeout=0.5)
+        assert second.is_alive()
+        first.commit()
+    second.join(timeout=20)
+    assert queued == [0]
+    assert [(recipient, status) for recipient, status, _ in _rows(parts)] == [
+        ("user:amy", "queued")
+    ]
     with parts.sessions() as session:
         assert audit.verify(session) == []
 

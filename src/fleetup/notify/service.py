@@ -15,20 +15,21 @@ process reads anyway.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
-from sqlalchemy import Engine, bindparam, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, Table, bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from fleetup.accounts.models import User
-from fleetup.core.audit import Change, snapshot
+from fleetup.core.audit import Change, Written, snapshot
 from fleetup.core.config import LANGUAGES, Settings, load_settings
 from fleetup.core.context import Ctx
+from fleetup.core.db import Prepared
 from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from fleetup.core.security import Role
 from fleetup.fleet.models import Contact
@@ -98,34 +99,24 @@ def send(ctx: Ctx, *, template: str, key: str, to: Sequence[str], params: Mappin
         for target in _resolve(ctx.session, settings, item):
             targets.setdefault((target.recipient, _channel_of(target.url)), target)
     rendered = {lang: templates.render(template, lang, params) for lang in LANGUAGES}
-    existing = queued_already(ctx.session, key)
     values = [
         _values(ctx, template, key, recipient, channel, target, rendered[target.language])
         for (recipient, channel), target in targets.items()
-        if (recipient, channel) not in existing
     ]
-    if not values:
-        return 0
-    added = [Notification(**row) for row in values]
-    try:
-        # All at once; a concurrent send of the same event may have won the race for some of
-        # them (the outcome wanted), and then each is tried on its own.
-        with ctx.session.begin_nested():
-            ctx.session.add_all(added)
-            ctx.session.flush()
-    except IntegrityError:
-        added = []
-        for row in values:
-            notification = Notification(**row)
-            try:
-                with ctx.session.begin_nested():
-                    ctx.session.add(notification)
-                    ctx.session.flush()
-            except IntegrityError:
-                continue
-            added.append(notification)
+    # A row whose key, recipient and channel are queued already (by an earlier send, or by
+    # a concurrent one that committed first) is left as it is: the insert skips it.
+    connection = ctx.session.connection()
+    insert = _QUEUE[connection.dialect.name]
+    added = [
+        Written(Notification, {**row, "id": ids[0][0]})
+        for row in values
+        if (ids := insert.rows(connection, row))
+    ]
     ctx.audit_all(
-        [Change("queue", row, None, note=f"{template} to {row.recipient}") for row in added]
+        [
+            Change("queue", row, None, note=f"{template} to {row.values['recipient']}")
+            for row in added
+        ]
     )
     return len(added)
 
@@ -155,21 +146,28 @@ def _values(
         "created_at": ctx.now(),
         "next_attempt_at": ctx.now(),
         "last_error": "" if target.url else "the recipient has no notification channel",
+        "last_attempt_at": None,
+        "delivered_at": None,
     }
 
 
-def queued_already(session: Session, key: str) -> set[tuple[str, str]]:
-    """The (recipient, channel) pairs that have a notification with ``key``."""
-    return {
-        (recipient, channel)
-        for recipient, channel in session.execute(_QUEUED_WITH_KEY, {"key": key})
-    }
+# Every notification is queued with this, compiled once. ``ON CONFLICT DO NOTHING`` on the
+# key, recipient and channel makes ``send`` idempotent in one statement per row: no lookup
+# first, and no savepoint for a concurrent send that wins the race for a row.
+_NOTIFICATIONS = cast(Table, Notification.__table__)
+_QUEUED = tuple(column.key for column in _NOTIFICATIONS.columns if column.key != "id")
 
 
-# Asked before every notification is queued: built once.
-_QUEUED_WITH_KEY = select(Notification.recipient, Notification.channel).where(
-    Notification.key == bindparam("key")
-)
+def _queue(insert: Callable[[Table], Any]) -> Prepared:
+    return Prepared(
+        insert(_NOTIFICATIONS)
+        .values({name: bindparam(name) for name in _QUEUED})
+        .on_conflict_do_nothing(index_elements=["key", "recipient", "channel"])
+        .returning(_NOTIFICATIONS.c.id)
+    )
+
+
+_QUEUE = {"sqlite": _queue(sqlite.insert), "postgresql": _queue(postgresql.insert)}
 
 
 def _channel_of(url: str) -> str:
