@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import (
@@ -13,7 +12,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     bindparam,
-    event,
+    delete,
     func,
     insert,
     select,
@@ -24,7 +23,7 @@ from fleetup.api.deps import Server
 from fleetup.core import audit
 from fleetup.core.db import ById, JSONText, Prepared, UTCDateTime
 from fleetup.core.simulated_clock import SimulatedMoment
-from fleetup.fleet.models import Customer
+from fleetup.fleet.models import Customer, Machine, MachineState, Site
 
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
@@ -80,31 +79,69 @@ def test_a_row_by_id_is_read_held_or_read_again_as_session_get_would(
 ) -> None:
     with server_parts.engine.begin() as connection:
         connection.execute(insert(Customer).values(id=7, code="YJ", name="Yijia"))
+        connection.execute(insert(Customer).values(id=9, code="KL", name="Kaili"))
     customer_by_id = ById(Customer)
-    queries: list[str] = []
+    with server_parts.sessions() as session:
+        found = customer_by_id(session, 7)
+        assert found is not None and found.name == "Yijia"
+        assert customer_by_id(session, 8) is None
+        assert session.get(Customer, 7) is found
+        held = customer_by_id(session, 9)
+        # Changed and deleted elsewhere: the rows the session holds are the answers, as
+        # they were, so nothing was read.
+        with server_parts.engine.begin() as connection:
+            connection.execute(update(Customer).values(name="Yijia Foods"))
+            connection.execute(delete(Customer).where(Customer.id == 9))
+        assert customer_by_id(session, 7) is found and found.name == "Yijia"
+        assert held is not None and customer_by_id(session, 9) is held
+        # After a rollback the held rows are read again.
+        session.rollback()
+        again = customer_by_id(session, 7)
+        assert again is found and again.name == "Yijia Foods"
+        assert customer_by_id(session, 9) is None
 
-    def count(*args: Any) -> None:
-        queries.append(args[2])
 
-    event.listen(server_parts.engine, "before_cursor_execute", count)
-    try:
-        with server_parts.sessions() as session:
-            found = customer_by_id(session, 7)
-            assert found is not None and found.name == "Yijia"
-            assert customer_by_id(session, 8) is None
-            assert len(queries) == 2
-            # Held by the session: answered without a query.
-            assert customer_by_id(session, 7) is found
-            assert len(queries) == 2
-            # Changed elsewhere; after a rollback the held row is read again.
-            with server_parts.engine.begin() as connection:
-                connection.execute(update(Customer).values(name="Yijia Foods"))
-            session.rollback()
-            again = customer_by_id(session, 7)
-            assert again is found and again.name == "Yijia Foods"
-            assert session.get(Customer, 7) is again
-    finally:
-        event.remove(server_parts.engine, "before_cursor_execute", count)
+def test_a_row_by_id_is_the_sessions_own_object_with_its_columns_as_loaded(
+    server_parts: Server,
+) -> None:
+    windows = [{"days": [5, 6], "start": "09:00", "end": "17:00"}]
+    with server_parts.engine.begin() as connection:
+        connection.execute(insert(Customer).values(id=7, code="YJ", name="Yijia"))
+        connection.execute(
+            insert(Site).values(
+                id=3, customer_id=7, code="S1", name="Plant", maintenance_windows=windows
+            )
+        )
+        connection.execute(
+            insert(Machine).values(id=11, serial="YJ-011", model="M-200", ipc_os="linux", site_id=3)
+        )
+        connection.execute(insert(SimulatedMoment).values(name="now", at=START))
+    with server_parts.sessions() as session:
+        machine = ById(Machine, deferred=[Machine.model])(session, 11)
+        assert machine is not None
+        assert machine.state is MachineState.on_old_system  # the enum, as loaded
+        assert "model" not in machine.__dict__
+        assert machine.model == "M-200"  # a deferred column loads when read
+        assert machine.site.maintenance_windows == windows  # and a relationship
+        site = ById(Site)(session, 3)
+        assert site is machine.site and site.maintenance_windows == windows
+        moment = ById(SimulatedMoment)(session, "now")
+        assert moment is not None and moment.at == START and moment.at.tzinfo is not None
+        # A persistent object: a change to it is written by the next commit.
+        machine.program_version = "2.0.0"
+        session.commit()
+    with server_parts.engine.connect() as connection:
+        assert connection.scalar(select(Machine.program_version)) == "2.0.0"
+
+
+def test_a_row_by_id_sees_what_the_session_has_not_flushed_yet(server_parts: Server) -> None:
+    with server_parts.sessions() as session:
+        session.add(Customer(id=7, code="YJ", name="Yijia"))
+        session.flush()
+        session.expunge_all()
+        session.add(Customer(id=8, code="KL", name="Kaili"))
+        found = ById(Customer)(session, 8)
+        assert found is not None and found.name == "Kaili"
 
 
 def test_a_document_given_as_its_json_text_is_stored_as_that_document(

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 from sqlalchemy import Table, bindparam, func, insert, select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from fleetup.core import audit
@@ -262,7 +262,7 @@ def post_event(
 
 
 # Every step loads its instance: the state document only when this process does not hold it.
-_INSTANCE_WITHOUT_STATE = ById(SopInstance, defer(SopInstance.state))
+_INSTANCE_WITHOUT_STATE = ById(SopInstance, deferred=[SopInstance.state])
 
 
 class Steps:
