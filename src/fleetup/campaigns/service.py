@@ -23,6 +23,7 @@ from fleetup.campaigns.schemas import ActivityUpdate, CampaignIn
 from fleetup.campaigns.template import plan_from
 from fleetup.core.audit import snapshot
 from fleetup.core.context import Ctx
+from fleetup.core.db import ById
 from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from fleetup.releases import service as releases
 from fleetup.upgrades.library import SopLibrary
@@ -123,10 +124,13 @@ def create_from_template(ctx: Ctx, library: SopLibrary, data: CampaignIn) -> Cam
 
 
 def get(session: Session, *, campaign_id: int) -> Campaign:
-    campaign = session.get(Campaign, campaign_id)
+    campaign = _CAMPAIGN(session, campaign_id)
     if campaign is None:
         raise NotFound(f"no campaign {campaign_id}")
     return campaign
+
+
+_CAMPAIGN = ById(Campaign)
 
 
 def get_all(session: Session, *, status: str | None = None) -> Sequence[Campaign]:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from fleetup.core.audit import snapshot
 from fleetup.core.context import Ctx
+from fleetup.core.db import ById
 from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from fleetup.core.security import Signer
 from fleetup.customers.links import LinkRefused, link_path, read_token
@@ -247,7 +248,7 @@ def open_link(session: Session, *, signer: Signer, token: str, now: datetime) ->
             the customer already answered (used).
     """
     value = read_token(signer, "notice", token)
-    visit = session.get(SiteVisit, int(value)) if isinstance(value, int) else None
+    visit = _VISIT(session, value) if isinstance(value, int) else None
     if visit is None:
         raise LinkRefused("invalid")
     if visit.answer:
@@ -255,6 +256,9 @@ def open_link(session: Session, *, signer: Signer, token: str, now: datetime) ->
     if visit.status == "superseded" or now >= visit.visit_start:
         raise LinkRefused("expired")
     return visit
+
+
+_VISIT = ById(SiteVisit)
 
 
 def answer(ctx: Ctx, *, visit: SiteVisit, choice: str, note: str = "") -> SiteVisit:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, aliased
 from fleetup.core import audit
 from fleetup.core.audit import snapshot
 from fleetup.core.context import Ctx
+from fleetup.core.db import ById
 from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from fleetup.core.security import Signer
 from fleetup.customers.links import LinkRefused, Links, default_links, link_path, read_token
@@ -146,7 +147,8 @@ def open_link(session: Session, *, signer: Signer, token: str, now: datetime) ->
     value = read_token(signer, "survey", token)
     if not isinstance(value, dict):
         raise LinkRefused("invalid")
-    survey = session.get(Survey, value.get("id"))
+    survey_id = value.get("id")
+    survey = _SURVEY(session, survey_id) if isinstance(survey_id, int) else None
     if survey is None or survey.nonce != value.get("n"):
         raise LinkRefused("invalid")
     if survey.status == "answered":
@@ -154,6 +156,9 @@ def open_link(session: Session, *, signer: Signer, token: str, now: datetime) ->
     if survey.status != "open" or now >= survey.expires_at:
         raise LinkRefused("expired")
     return survey
+
+
+_SURVEY = ById(Survey)
 
 
 def answer(

@@ -568,10 +568,13 @@ def register(ctx: Ctx, *, caller: DeviceCaller, device_id: str, platform_hint: s
             f"device_id {device_id} is not this device ({caller.public_id})",
             [FieldProblem("device_id", "must be the caller's own id")],
         )
-    device = ctx.session.get(Device, caller.id)
+    device = _DEVICE(ctx.session, caller.id)
     if device is None:
         raise NotFound("the device is gone")
     credential = "fpc_" + secrets.token_urlsafe(32)
     device.platform_credential_digest = digest(credential)
     ctx.audit("register", device, None, note=f"platform {platform_hint}")
     return credential
+
+
+_DEVICE = ById(Device)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import ColumnElement, Integer, bindparam, delete, select, update
 
 from fleetup.core.config import Settings
-from fleetup.core.db import UTCDateTime, transaction
+from fleetup.core.db import ById, UTCDateTime, transaction
 from fleetup.notify import service
 from fleetup.notify.channels import (
     AppriseChannel,
@@ -146,7 +146,7 @@ def _deliver_one(parts: Server, sender: Channel, notification: Claimed) -> int:
         error = ChannelError(f"unexpected {type(failure).__name__}")
     now = parts.clock.now()
     with transaction(parts.sessions) as session:
-        row = session.get(Notification, notification_id)
+        row = _NOTIFICATION(session, notification_id)
         if row is None:
             return 0
         if error is None:
@@ -162,6 +162,9 @@ def _deliver_one(parts: Server, sender: Channel, notification: Claimed) -> int:
             row.next_attempt_at = now + backoff(parts.settings, row.attempts)
             log.info("notification %s to %s: retry at %s", row.id, row.channel_label, now)
         return 0
+
+
+_NOTIFICATION = ById(Notification)
 
 
 def publish_wakeups(parts: Server, publisher: WakePublisher | None = None) -> int:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from fleetup.core.config import Settings
 from fleetup.core.context import Ctx
-from fleetup.core.db import looked_up, remember
+from fleetup.core.db import ById, looked_up, remember
 from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from fleetup.releases.blobs import BlobStore, LocalBlobStore
 from fleetup.releases.models import Release
@@ -44,10 +44,13 @@ def get(session: Session, *, version: str) -> Release:
 
 
 def get_by_id(session: Session, *, release_id: int) -> Release:
-    found = session.get(Release, release_id)
+    found = _RELEASE(session, release_id)
     if found is None:
         raise NotFound(f"no release {release_id}")
     return found
+
+
+_RELEASE = ById(Release)
 
 
 def get_by_target(session: Session, *, sha256: str, target: str) -> Release | None:

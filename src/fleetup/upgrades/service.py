@@ -55,10 +55,13 @@ _NOT_STORED = {"history"}
 
 
 def get(session: Session, *, instance_id: int) -> SopInstance:
-    instance = session.get(SopInstance, instance_id)
+    instance = _INSTANCE(session, instance_id)
     if instance is None:
         raise NotFound(f"no SOP instance {instance_id}")
     return instance
+
+
+_INSTANCE = ById(SopInstance)
 
 
 def get_all(
