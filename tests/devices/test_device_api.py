@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from fleetup.core.context import Ctx
+from fleetup.core.db import Prepared
 from fleetup.devices import service as devices
 from fleetup.devices.models import DeviceEvent
 from support import Account
@@ -130,7 +131,8 @@ def test_a_report_recorded_meanwhile_by_another_request_is_a_conflict_that_chang
     instance_url = f"/api/v1/sop/instances/{deployment['instance_id']}"
     before = client.get(instance_url, headers=manager.headers).json()
     # As if the same report had passed the duplicate check in two requests at once.
-    monkeypatch.setattr(devices, "_KNOWN_EVENT", select(DeviceEvent.id).where(DeviceEvent.id < 0))
+    never = Prepared(select(DeviceEvent.id).where(DeviceEvent.id < 0))
+    monkeypatch.setattr(devices, "_KNOWN_EVENT", never)
     again = client.post(url, json=event, headers=ipc.headers)
     assert again.status_code == 409, again.text
     assert "being recorded already" in again.json()["detail"]

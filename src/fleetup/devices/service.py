@@ -390,10 +390,12 @@ def _deployment_out(action: DeviceAction, serial: str, version: str) -> Deployme
 # -- step reports --------------------------------------------------------------------------
 
 
-# Every step report asks this; built once, its cache key is derived once too.
-_KNOWN_EVENT = select(DeviceEvent.id).where(
-    DeviceEvent.device_id == bindparam("device_id"),
-    DeviceEvent.event_id == bindparam("event_id"),
+# Every step report asks this: compiled once, run on the driver's cursor.
+_KNOWN_EVENT = Prepared(
+    select(DeviceEvent.id).where(
+        DeviceEvent.device_id == bindparam("device_id"),
+        DeviceEvent.event_id == bindparam("event_id"),
+    )
 )
 
 
@@ -406,8 +408,10 @@ def record_event(
         PermissionDenied: the action is not this device's.
     """
     action = own_action(ctx.session, caller=caller, action_id=action_id)
-    known = ctx.session.scalar(_KNOWN_EVENT, {"device_id": caller.id, "event_id": event.event_id})
-    if known is not None:
+    known = _KNOWN_EVENT.rows(
+        ctx.session.connection(), {"device_id": caller.id, "event_id": event.event_id}
+    )
+    if known:
         return False
     if action.instance_id is None:
         note = f"{action.kind}: device evidence only, no chart 2 step"
