@@ -14,18 +14,18 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select
+from sqlalchemy.orm import Session, object_session
 
 from fleetup.core.audit import snapshot
 from fleetup.core.context import Ctx
-from fleetup.core.db import ById
+from fleetup.core.db import ById, Prepared
 from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from fleetup.core.security import Signer
 from fleetup.customers.links import LinkRefused, link_path, read_token
 from fleetup.customers.models import SiteVisit
 from fleetup.fleet import service as fleet
-from fleetup.fleet.models import Machine
+from fleetup.fleet.models import Contact, Machine, Site
 from fleetup.notify import service as notify
 from fleetup.upgrades import service as upgrades
 from fleetup.upgrades.library import SopLibrary
@@ -49,7 +49,22 @@ def deliver(
 
 def recipients(machine: Machine) -> list[str]:
     """The customer's contacts for a machine, as outbox addresses."""
-    return [f"contact:{contact.id}" for contact in machine.site.customer.contacts]
+    session = object_session(machine)
+    if session is None:
+        return [f"contact:{contact.id}" for contact in machine.site.customer.contacts]
+    if session.autoflush:
+        session.flush()
+    rows = _CONTACTS_OF_SITE.rows(session.connection(), {"site_id": machine.site_id})
+    return [f"contact:{contact_id}" for (contact_id,) in rows]
+
+
+# Every message to a customer asks this: compiled once, run on the driver's cursor.
+_CONTACTS_OF_SITE = Prepared(
+    select(Contact.id)
+    .join(Site, Site.customer_id == Contact.customer_id)
+    .where(Site.id == bindparam("site_id"))
+    .order_by(Contact.id)
+)
 
 
 def local(moment: datetime, machine: Machine) -> datetime:

@@ -17,6 +17,8 @@ from typing import Any, cast
 
 from sqlalchemy import Select, Table, Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from fleetup.core.audit import snapshot
 from fleetup.core.context import Ctx
@@ -269,17 +271,30 @@ def deploy(
     return _deployment_out(action, serial, release.version)
 
 
-_DEVICE_OF_MACHINE = select(Device).where(Device.machine_id == bindparam("machine_id"))
+# Every change to a device's actions moves its counter with this: compiled once.
+_BUMP = Prepared(
+    update(Device)
+    .where(Device.machine_id == bindparam("machine_id"))
+    .values(changes=Device.changes + 1)
+    .returning(Device.id, Device.changes)
+)
 
 
 def _bump(session: Session, *, machine_id: int) -> None:
-    """Move the machine's IPC's change counter, so its next poll sees a new ETag."""
-    device = session.scalar(_DEVICE_OF_MACHINE, {"machine_id": machine_id})
-    if device is not None:
-        device.changes += 1
+    """Move the machine's IPC's change counter, so its next poll sees a new ETag.
+
+    One ``UPDATE``, without loading the device; a device the session holds gets the new count
+    as if it had been read again.
+    """
+    if session.autoflush:
+        session.flush()
+    for device_id, changes in _BUMP.rows(session.connection(), {"machine_id": machine_id}):
+        held = session.identity_map.get(identity_key(Device, device_id))
+        if held is not None:
+            set_committed_value(held, "changes", changes)
         from fleetup.notify import service as notify  # lazily: it loads Apprise
 
-        notify.wake_device(session, device_id=device.id)
+        notify.wake_device(session, device_id=device_id)
 
 
 def etag(caller: DeviceCaller) -> str:
