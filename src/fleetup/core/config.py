@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     notify_max_age_s: float = Field(
         default=24 * 3600.0, gt=0, description="A notification undelivered this long has failed."
     )
+    notify_lease_s: float = Field(
+        default=300.0,
+        gt=0,
+        description=(
+            "How long a worker holds a notification it took to send; another worker may take "
+            "it once this has passed. Longer than any one send can take."
+        ),
+    )
     notify_role_urls: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Role to Apprise URLs that also receive what is sent to that role.",

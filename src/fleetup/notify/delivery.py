@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH = 20
-# Longer than any one send can take (Apprise's timeouts), so a lease never runs out mid-send.
-LEASE = timedelta(minutes=5)
 
 _channel_override: list[Channel] = []
 _publisher_override: list[WakePublisher] = []
@@ -51,6 +49,12 @@ def use_channel(channel: Channel | None) -> None:
 def use_publisher(publisher: WakePublisher | None) -> None:
     """Publish wake-ups through ``publisher`` instead of MQTT (None restores MQTT)."""
     _publisher_override[:] = [publisher] if publisher is not None else []
+
+
+def lease(settings: Settings) -> timedelta:
+    """How long a claim holds a notification (``notify_lease_s``): longer than any one send
+    can take (Apprise's timeouts), so a lease never runs out mid-send."""
+    return timedelta(seconds=settings.notify_lease_s)
 
 
 def backoff(settings: Settings, attempts: int) -> timedelta:
@@ -88,7 +92,7 @@ def claim(parts: Server, *, limit: int = BATCH) -> list[Claimed]:
     now = parts.clock.now()
     with transaction(parts.sessions) as session:
         claimed = session.execute(
-            _CLAIM, {"now": now, "lease_until": now + LEASE, "limit": limit}
+            _CLAIM, {"now": now, "lease_until": now + lease(parts.settings), "limit": limit}
         ).all()
     return sorted((Claimed(*row) for row in claimed), key=lambda taken: taken.id)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Integer, String, Text, bindparam, event, func, select
@@ -34,7 +34,6 @@ from sqlalchemy.orm.attributes import get_history
 
 from fleetup.core.clock import Clock
 from fleetup.core.db import Base, Prepared, UTCDateTime, transaction
-from fleetup.notify.delivery import LEASE
 from fleetup.notify.models import DELIVERED, QUEUED, DeviceWakeup, Notification
 from fleetup.notify.service import wake_topic
 
@@ -180,13 +179,13 @@ class SimulatedInbox:
         )
 
 
-def release_claims(sessions: sessionmaker[Session]) -> int:
+def release_claims(sessions: sessionmaker[Session], lease: timedelta) -> int:
     """Give back the notifications a dead process had claimed but not delivered.
 
     A simulated server is its own only worker, so when it starts, any claim still held was
     made by a process that was killed mid-delivery. The claim moved the row's next attempt one
-    lease ahead and counted an attempt; both are undone, so the row is delivered at the
-    moment the dead process would have delivered it.
+    ``lease`` ahead (``delivery.lease``) and counted an attempt; both are undone, so the row
+    is delivered at the moment the dead process would have delivered it.
     """
     released = 0
     with transaction(sessions) as session:
@@ -198,7 +197,7 @@ def release_claims(sessions: sessionmaker[Session]) -> int:
         for row in claimed:
             if (
                 row.last_attempt_at is not None
-                and row.next_attempt_at - row.last_attempt_at == LEASE
+                and row.next_attempt_at - row.last_attempt_at == lease
             ):
                 row.next_attempt_at = row.last_attempt_at
                 row.attempts = max(row.attempts - 1, 0)

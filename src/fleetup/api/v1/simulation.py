@@ -30,6 +30,7 @@ from fleetup.core import simulated_clock
 from fleetup.core.clock import ManualClock
 from fleetup.core.errors import Conflict, NotFound
 from fleetup.core.security import Role
+from fleetup.notify import delivery
 from fleetup.notify import inbox as simulated_inbox
 from fleetup.notify.inbox import Handover, SimulatedInbox
 from fleetup.worker import Job, Scheduler
@@ -94,7 +95,7 @@ def scheduler_of(request: Request) -> Scheduler:
     found: Scheduler | None = getattr(state, "simulation_scheduler", None)
     if found is None:
         parts = server(request)
-        simulated_inbox.release_claims(parts.sessions)
+        simulated_inbox.release_claims(parts.sessions, delivery.lease(parts.settings))
         with parts.sessions() as session:
             runs = simulated_clock.job_runs(session, until=parts.clock.now())
         found = Scheduler(JOBS, last_run=runs)
