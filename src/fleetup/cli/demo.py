@@ -33,11 +33,11 @@ from fleetup.core.security import Role
 from fleetup.fleet.inventory import import_inventory
 from fleetup.notify.inbox import SimulatedInbox
 from fleetup.sim.fleet import RELEASE, ensure_release
+from fleetup.sim.fleet import SAMPLE as SAMPLE_INVENTORY
 from fleetup.sim.loop import EventLoop
 from fleetup.sim.runner import Options, run, simulated
 from fleetup.upgrades.library import SopLibrary
 
-SAMPLE = Path("examples/inventory.csv")
 # Simulated seconds per real second: the 16 weeks take a few minutes.
 DEMO_SPEED = 40_000.0
 
@@ -122,7 +122,13 @@ def _serve_with_fleet(parts: Server, host: str, port: int, speed: float, count: 
 def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
-        inventory: Path = typer.Option(SAMPLE, help="Inventory file to load (CSV or XLSX)."),
+        inventory: Path = typer.Option(
+            SAMPLE_INVENTORY,
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="Inventory file to load (CSV or XLSX); the sample fleet by default.",
+        ),
         serve: bool = typer.Option(True, help="Serve after loading; --no-serve only loads."),
         speed: float = typer.Option(
             DEMO_SPEED, min=1, help="Simulated seconds per real second of the simulated fleet."
