@@ -31,6 +31,7 @@ from fleetup.customers import notices
 from fleetup.devices import service as devices
 from fleetup.devices.models import Device, DeviceAction
 from fleetup.devices.schemas import DeploymentIn, InstallWindow
+from fleetup.fleet import service as fleet
 from fleetup.fleet.models import Customer, Machine, Site
 from fleetup.notify import service as notify
 from fleetup.upgrades import service as upgrades
@@ -101,12 +102,7 @@ def scheduled(
         technician=visit.technician,
     )
     zone = ZoneInfo(rules.timezone)
-    site, customer = ctx.session.execute(
-        select(Site.name, Customer.name)
-        .join(Machine, Machine.site_id == Site.id)
-        .join(Customer, Site.customer_id == Customer.id)
-        .where(Machine.serial == serial)
-    ).one()
+    machine = fleet.get_machine(ctx.session, serial=serial)  # the notice's, with its site
     notify.send(
         ctx,
         template="visit_assigned",
@@ -115,8 +111,8 @@ def scheduled(
         params={
             "serial": serial,
             "wave": wave,
-            "customer": customer,
-            "site": site,
+            "customer": machine.site.customer.name,
+            "site": machine.site.name,
             "day": f"{utc(visit.planned_start).astimezone(zone):%Y-%m-%d}",
             "start": f"{utc(visit.planned_start).astimezone(zone):%H:%M}",
             "end": f"{utc(visit.planned_end).astimezone(zone):%H:%M}",

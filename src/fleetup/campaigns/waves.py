@@ -322,21 +322,27 @@ def _schedule(
             if technicians
             else "there is no active technician account to visit this machine"
         )
-    for booking in plan.visits:
-        member = by_machine[serial_to_id[booking.serial]]
-        visit = Visit(
-            campaign_id=campaign.id,
-            wave_id=wave.id,
-            machine_id=member.machine_id,
-            technician=booking.technician,
-            planned_start=booking.start,
-            planned_end=booking.end,
-            travel_minutes=booking.travel_minutes,
-            status="planned",
+    # The visits are written and audited together: one flush gives them all their ids.
+    booked = [
+        (
+            booking,
+            by_machine[serial_to_id[booking.serial]],
+            Visit(
+                campaign_id=campaign.id,
+                wave_id=wave.id,
+                machine_id=serial_to_id[booking.serial],
+                technician=booking.technician,
+                planned_start=booking.start,
+                planned_end=booking.end,
+                travel_minutes=booking.travel_minutes,
+                status="planned",
+            ),
         )
-        ctx.session.add(visit)
-        ctx.session.flush()
-        ctx.audit("create", visit, None)
+        for booking in plan.visits
+    ]
+    ctx.session.add_all([visit for _, _, visit in booked])
+    ctx.audit_all([audit.Change("create", visit, None) for _, _, visit in booked])
+    for booking, member, visit in booked:
         action_id, instance_id = deployments.deploy(
             ctx,
             library,

@@ -212,6 +212,7 @@ def _follow_up(
     due_at: datetime | None = None,
     done: bool = True,
 ) -> SurveyFollowUp:
+    """A follow-up of the loop, added to the session; the caller audits it."""
     now = ctx.now()
     record = SurveyFollowUp(
         instance_id=instance.id,
@@ -225,8 +226,6 @@ def _follow_up(
         created_by=ctx.actor,
     )
     ctx.session.add(record)
-    ctx.session.flush()
-    ctx.audit("create", record, None)
     return record
 
 
@@ -240,10 +239,10 @@ def _close_loop(ctx: Ctx, steps: upgrades.Steps, machine: Machine, score: int) -
         to=recipients(machine),
         params={"customer": machine.site.customer.name, "serial": machine.serial},
     )
-    _follow_up(ctx, instance, kind="support", note="support contact details sent")
+    support = _follow_up(ctx, instance, kind="support", note="support contact details sent")
     _step(steps, "J", {"text": "support contact details sent"})
     now = ctx.now()
-    for days in FOLLOW_UP_DAYS:
+    periodic = [
         _follow_up(
             ctx,
             instance,
@@ -252,6 +251,9 @@ def _close_loop(ctx: Ctx, steps: upgrades.Steps, machine: Machine, score: int) -
             due_at=now + timedelta(days=days),
             done=False,
         )
+        for days in FOLLOW_UP_DAYS
+    ]
+    ctx.audit_all([audit.Change("create", row, None) for row in (support, *periodic)])
     _step(steps, "K", {"text": f"follow-ups planned at {FOLLOW_UP_DAYS} days"})
     if steps.state.current == "L":
         # L is an end with a performer: the customer passes to relationship maintenance.
@@ -293,6 +295,7 @@ def record_staff_step(
     if instance.current_node != node:
         raise Conflict(f"the satisfaction loop is at {instance.current_node}, not {node}")
     record = _follow_up(ctx, instance, kind=kind, note=note.strip(), owner=owner.strip())
+    ctx.audit("create", record, None)
     evidence = {"text": note.strip() + (f" (owner: {owner.strip()})" if owner.strip() else "")}
     steps = upgrades.Steps(ctx, library, instance_id=instance.id)
     _step(steps, node, evidence)
