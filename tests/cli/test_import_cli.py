@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from fleetup.api.deps import Server
-from fleetup.cli import app
+from fleetup.cli import app, common
 from fleetup.core import audit
 from fleetup.fleet.models import Customer, Machine
 
@@ -23,6 +23,10 @@ def runner(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[CliRunner, dict[str, str]]:
     monkeypatch.chdir(tmp_path)  # no stray fleetup.toml is read
+    # Rich fixes a console's width when it is made if COLUMNS is set then (pytest-xdist's
+    # workers set 80), so the consoles get the width the commands' environment asks for.
+    for shown in (common.console, common.errors):
+        monkeypatch.setattr(shown, "_width", 200)
     env = {
         "FLEETUP_DATABASE_URL": database_url,
         "FLEETUP_VAR_DIR": str(tmp_path / "var"),

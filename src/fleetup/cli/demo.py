@@ -12,31 +12,29 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-import uvicorn
 from rich.table import Table
 
 from fleetup.accounts import service as accounts
 from fleetup.accounts.schemas import UserIn
-from fleetup.api.app import build_server, create_app
-from fleetup.api.deps import Server
 from fleetup.campaigns import service as campaigns
 from fleetup.campaigns.schemas import CampaignIn
 from fleetup.cli.common import console, settings
 from fleetup.cli.simulate import print_result
-from fleetup.core import migrate, runtime
 from fleetup.core.clock import ManualClock, SystemClock
 from fleetup.core.context import Ctx
 from fleetup.core.errors import Conflict, InvalidInput, NotFound
 from fleetup.core.security import Role
 from fleetup.fleet.inventory import import_inventory
-from fleetup.notify.inbox import SimulatedInbox
 from fleetup.sim.fleet import RELEASE, ensure_release
 from fleetup.sim.fleet import SAMPLE as SAMPLE_INVENTORY
-from fleetup.sim.loop import EventLoop
-from fleetup.sim.runner import Options, run, simulated
 from fleetup.upgrades.library import SopLibrary
+
+if TYPE_CHECKING:
+    from fleetup.api.deps import Server
+    from fleetup.sim.loop import EventLoop
 
 # Simulated seconds per real second: the 16 weeks take a few minutes.
 DEMO_SPEED = 40_000.0
@@ -88,6 +86,12 @@ def _ensure_campaign(ctx: Ctx, library: SopLibrary, monday: datetime) -> None:
 
 def _serve_with_fleet(parts: Server, host: str, port: int, speed: float, count: int) -> None:
     """Uvicorn in a thread, the simulated fleet in this one; Ctrl-C stops both."""
+    import uvicorn
+
+    from fleetup.api.app import create_app
+    from fleetup.core import runtime
+    from fleetup.sim.runner import Options, run
+
     server = uvicorn.Server(
         uvicorn.Config(create_app(parts), host=host, port=port, log_level="warning")
     )
@@ -136,6 +140,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Load the sample fleet and demo accounts into ./var, then serve the web app
         on simulated time while a simulated fleet runs the campaign."""
+        # The server's own modules load here, not when any command starts.
+        from fleetup.api.app import build_server
+        from fleetup.core import migrate
+        from fleetup.notify.inbox import SimulatedInbox
+        from fleetup.sim.runner import simulated
+
         config = settings()
         today = SystemClock().now()
         monday = datetime.combine(

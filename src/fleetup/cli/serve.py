@@ -8,20 +8,16 @@ goes on from the moment it had reached, never back to the campaign's first day.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
-import uvicorn
 
-from fleetup.api.app import build_server, create_app
-from fleetup.api.deps import Server
 from fleetup.cli.common import console, settings
-from fleetup.core import migrate, runtime
 from fleetup.core.clock import ManualClock
 from fleetup.core.simulated_clock import stored_now
-from fleetup.notify.inbox import SimulatedInbox
-from fleetup.sim.runner import simulated
-from fleetup.worker import start_thread
-from fleetup.worker.jobs import JOBS
+
+if TYPE_CHECKING:
+    from fleetup.api.deps import Server
 
 
 def resume_clock(parts: Server) -> None:
@@ -42,6 +38,9 @@ def register(app: typer.Typer) -> None:
     @db_app.command("upgrade")
     def db_upgrade() -> None:
         """Apply every migration that has not been applied yet."""
+        from fleetup.api.app import build_server
+        from fleetup.core import migrate
+
         config = settings()
         parts = build_server(config)
         before = migrate.current_revision(parts.engine)
@@ -69,6 +68,16 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Migrate the database, then serve the API and the web app."""
+        # The server's own modules load here, not when any command starts.
+        import uvicorn
+
+        from fleetup.api.app import build_server, create_app
+        from fleetup.core import migrate, runtime
+        from fleetup.notify.inbox import SimulatedInbox
+        from fleetup.sim.runner import simulated
+        from fleetup.worker import start_thread
+        from fleetup.worker.jobs import JOBS
+
         config = settings()
         clock = ManualClock(simulated_clock.replace(tzinfo=UTC)) if simulated_clock else None
         parts = (

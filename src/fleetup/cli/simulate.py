@@ -11,7 +11,6 @@ from rich.table import Table
 from fleetup.cli.common import console, settings
 from fleetup.sim.faults import PROFILES
 from fleetup.sim.result import SimResult
-from fleetup.sim.runner import DEFAULT_START, Options, run
 
 
 def print_result(result: SimResult) -> None:
@@ -78,6 +77,8 @@ def register(app: typer.Typer) -> None:
         weeks: int = typer.Option(16, min=1, max=52, help="How many weeks to simulate."),
     ) -> None:
         """Run the campaign with a simulated fleet, technicians and customers."""
+        from fleetup.sim.runner import DEFAULT_START, Options, run  # it loads the server
+
         if profile not in PROFILES:
             raise typer.BadParameter(f"choose one of {', '.join(PROFILES)}", param_hint="--profile")
         options = Options(

@@ -15,12 +15,7 @@ from types import FrameType
 
 import typer
 
-from fleetup.api.app import build_server
 from fleetup.cli.common import console, settings
-from fleetup.core import migrate, runtime
-from fleetup.notify import service as notify
-from fleetup.worker import run_until
-from fleetup.worker.jobs import JOBS
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +24,13 @@ def register(app: typer.Typer) -> None:
         tick: float = typer.Option(0.5, min=0.05, help="Seconds between looks for due jobs."),
     ) -> None:
         """Run the periodic jobs until stopped (SIGTERM or Ctrl-C)."""
+        # The server's own modules load here, not when any command starts.
+        from fleetup.api.app import build_server
+        from fleetup.core import migrate, runtime
+        from fleetup.notify import service as notify
+        from fleetup.worker import run_until
+        from fleetup.worker.jobs import JOBS
+
         config = settings()
         parts = build_server(config)
         migrate.upgrade(parts.engine)

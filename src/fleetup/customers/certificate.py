@@ -11,8 +11,6 @@ import io
 from collections.abc import Mapping
 from pathlib import Path
 
-from fpdf import FPDF
-
 from fleetup.customers.acceptances import signature_png
 from fleetup.customers.models import Acceptance
 
@@ -41,6 +39,8 @@ def render_pdf(acceptance: Acceptance, labels: Mapping[str, str], customer: str)
     font = cjk_font()
     if font is None:
         raise NoCjkFont(str(FONT_CANDIDATES[0]))
+    from fpdf import FPDF  # on first use: it takes a quarter of a second to import
+
     pdf = FPDF(format="A4")
     pdf.set_title(f"{labels['title']} {acceptance.number}")
     pdf.set_creator("fleetup")
