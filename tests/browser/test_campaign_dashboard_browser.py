@@ -80,9 +80,13 @@ def test_wave_counts_follow_the_campaign_without_a_reload(
             expect(card).to_have_attribute("data-status", "planned")
             expect(card.locator("[data-count='total']")).to_have_text("0")
             page.evaluate("window.notReloaded = true")
+            now_line = page.locator(".gantt__row[data-code='D1'] .gantt__now")
+            line_at = now_line.get_attribute("x1")
 
             clock.advance(timedelta(hours=1))
             assert check_gates(server_parts) == 1
+            # The Gantt polls as the wave board does: its line of now moves on its own.
+            expect(now_line).not_to_have_attribute("x1", line_at or "", timeout=15_000)
             expect(card).to_have_attribute("data-status", "running", timeout=15_000)
             expect(card.locator("[data-count='total']")).to_have_text("4")
             expect(page.locator(".gate-event[data-kind='started']")).to_be_visible()
@@ -96,6 +100,17 @@ def test_wave_counts_follow_the_campaign_without_a_reload(
             expect(succeeded).to_have_text("1", timeout=15_000)
             # Polling swapped the live part in place: the page itself was never reloaded.
             assert page.evaluate("window.notReloaded === true")
+
+            # While the Gantt's table is open the Gantt is not swapped, so it stays open.
+            table = page.locator("#campaign-gantt details")
+            table.locator("summary").click()
+            line_at = now_line.get_attribute("x1")
+            clock.advance(timedelta(days=1))
+            page.wait_for_timeout(4_000)  # longer than a poll's interval
+            expect(table).to_have_attribute("open", "")
+            assert now_line.get_attribute("x1") == line_at
+            table.locator("summary").click()
+            expect(now_line).not_to_have_attribute("x1", line_at or "", timeout=15_000)
 
             _shoot(page, served, campaign_id, "en")
             context.add_cookies([{"name": "lang", "value": "zh-TW", "url": served}])

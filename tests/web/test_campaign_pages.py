@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -124,6 +126,29 @@ def test_the_live_part_answers_204_until_something_changes(
     changed = client.get(f"/campaigns/{running['id']}/live?since={since}")
     assert changed.status_code == 200
     assert 'data-count="succeeded">2<' in changed.text
+
+
+def test_the_gantt_answers_204_until_time_or_an_activity_moves(
+    client: TestClient,
+    make_account: Callable[..., Account],
+    running: dict[str, Any],
+    clock: ManualClock,
+) -> None:
+    _as(client, make_account(Role.viewer))
+    page = client.get(f"/campaigns/{running['id']}").text
+    since = page.split('id="campaign-gantt"', 1)[1].split('data-since="', 1)[1].split('"', 1)[0]
+    part = f"/campaigns/{running['id']}/gantt"
+    assert client.get(f"{part}?since={since}").status_code == 204
+
+    clock.advance(timedelta(days=2))
+    moved = client.get(f"{part}?since={since}")
+    assert moved.status_code == 200
+    local = clock.now().astimezone(ZoneInfo(running["timezone"]))
+    assert f"the line is now ({local:%Y-%m-%d %H:%M})" in moved.text
+    assert 'data-code="D1"' in moved.text and "<table" in moved.text
+    fresh = moved.text.split('data-since="', 1)[1].split('"', 1)[0]
+    assert fresh != since
+    assert client.get(f"{part}?since={fresh}").status_code == 204
 
 
 def test_a_manager_pauses_a_wave_from_its_card(

@@ -260,6 +260,25 @@ def live_context(session: Session, campaign: Any, current: Page) -> dict[str, An
     }
 
 
+def gantt_context(campaign: CampaignOut, now: datetime, current: Page) -> dict[str, Any]:
+    """What ``_campaign_gantt.html`` needs: the rows, the week of ``now``, and the key of
+    what it shows (the Gantt's poll gets 204 while the key is the same)."""
+    rows = gantt(campaign, now, current.language.code)
+    now_week = _clamp(_week_of(campaign, now))
+    seed = repr([(row.code, row.status, row.actual) for row in rows])
+    return {
+        "campaign_id": campaign.id,
+        "now": now,
+        "now_week": now_week,
+        "weeks": WEEKS,
+        "rows": rows,
+        "gantt_since": hashlib.sha256(f"{seed}|{now_week:.3f}".encode()).hexdigest()[:16],
+        "poll_seconds": POLL_SECONDS,
+        "label": labeller(current),
+        "when": _when(campaign.timezone),
+    }
+
+
 def _flash(current: Page) -> dict[str, str] | None:
     token = current.request.query_params.get("flash", "")
     if not token:
@@ -302,7 +321,6 @@ def dashboard(
     found = campaign_or_404(session, campaign_id)
     out = presenting.campaign_out(session, found)
     now = parts.clock.now()
-    lang = current.language.code
     built = report.build(session, parts.library, campaign_id=campaign_id)
     members = {
         w.code: presenting.members_out(session, w)
@@ -312,17 +330,14 @@ def dashboard(
         "campaign.html",
         nav="campaigns",
         campaign=out,
-        now=now,
-        now_week=_clamp(_week_of(out, now)),
-        weeks=WEEKS,
-        rows=gantt(out, now, lang),
         members=members,
         blockers=shutdown.blockers(session, campaign_id=campaign_id),
         first_items=FIRST_ITEMS,
         report=built,
         step_scale=_step_scale(built),
         flash=_flash(current),
-        **live_context(session, found, current),
+        # Both parts name the campaign, the poll, the labels and the time zone alike.
+        **(live_context(session, found, current) | gantt_context(out, now, current)),
     )
 
 
@@ -337,6 +352,22 @@ def live(
     if context["since"] == since:
         return current.finish(Response(status_code=204))
     return current.render("_campaign_live.html", **context)
+
+
+@router.get("/campaigns/{campaign_id}/gantt", dependencies=readers)
+def gantt_part(
+    campaign_id: CampaignId,
+    request: Request,
+    since: str = "",
+    current: Page = Depends(page),
+    session: Session = Depends(db),
+) -> Response:
+    """The Gantt alone, for the dashboard's poll; 204 while it would show the same."""
+    out = presenting.campaign_out(session, campaign_or_404(session, campaign_id))
+    context = gantt_context(out, server(request).clock.now(), current)
+    if context["gantt_since"] == since:
+        return current.finish(Response(status_code=204))
+    return current.render("_campaign_gantt.html", **context)
 
 
 @router.post(

@@ -10,3 +10,16 @@ document.addEventListener("htmx:beforeRequest", function (event) {
     event.preventDefault();
   }
 });
+
+// The Gantt polls too; while its table is open, it stays as it is, so the rows being read do
+// not jump, and the next poll after it is closed brings it up to date.
+document.addEventListener("htmx:beforeRequest", function (event) {
+  var gantt = document.getElementById("campaign-gantt");
+  if (!gantt || event.detail.elt !== gantt) {
+    return;
+  }
+  var table = gantt.querySelector("details");
+  if (table && table.open) {
+    event.preventDefault();
+  }
+});
