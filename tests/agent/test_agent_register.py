@@ -7,6 +7,7 @@ drops the first answers on the way back, as a cut line or a restart would.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from fleetup.agent.config import AgentConfig
-from fleetup.agent.errors import ServerUnreachable
+from fleetup.agent.errors import NotEnrolled, ServerUnreachable
 from fleetup.agent.register import enrollment_key_file, ensure_enrolled, load_credential
 from fleetup.agent.transport import Transport
 from fleetup.core.context import Ctx
@@ -91,3 +92,16 @@ def test_an_agent_restarted_after_a_lost_enrollment_answer_gets_the_same_device(
     assert _works(client, enrolling)
     assert _devices(ctx) == 1
     assert not enrollment_key_file(enrolling).exists()
+
+
+def test_a_spent_enrollment_token_leaves_the_agent_not_enrolled(
+    ctx: Ctx, client: TestClient, enrolling: AgentConfig, tmp_path: Path
+) -> None:
+    ensure_enrolled(_transport(client, lose=0, retries=1), enrolling)
+    # Another IPC given the same token (a copied configuration) is refused with 403.
+    other = dataclasses.replace(enrolling, credential_file=tmp_path / "other" / "credential.json")
+    with pytest.raises(NotEnrolled) as refused:
+        ensure_enrolled(_transport(client, lose=0, retries=1), other)
+    assert refused.value.status == 403
+    assert load_credential(other.credential_file) is None
+    assert _devices(ctx) == 1

@@ -150,3 +150,41 @@ def test_network_check_prefers_primary_then_falls_back() -> None:
     )
     assert (result.link, result.url) == ("fallback", "http://lte.cloud")
     assert result.tried == ["primary: HTTP 503", "fallback: HTTP 200"]
+
+
+def test_a_report_refused_with_403_is_dropped_and_the_agent_stays_enrolled(
+    tmp_path: Path,
+) -> None:
+    """403 is a valid credential asking about another device's action (say, a journal
+    restored from the IPC a spare replaced): that report is dropped, the others go on."""
+    from fleetup.agent.runner import UpgradeRunner
+
+    sent: list[str] = []
+    online = {"up": False}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not online["up"]:
+            raise httpx.ConnectError("down", request=request)
+        sent.append(request.url.path)
+        if "/act-8/" in request.url.path:
+            return httpx.Response(403, json={"detail": "action act-8 is not this device's"})
+        return httpx.Response(200, json={"accepted": True, "duplicate": False})
+
+    transport = Transport(
+        primary_url="http://p.test", http=httpx.MockTransport(handler), retries=1, clock=_Clock()
+    )
+    journal = Journal.open(tmp_path / "journal.json")
+    runner = UpgradeRunner.__new__(UpgradeRunner)
+    runner.transport, runner.journal, runner.clock = transport, journal, _Clock()
+    journal.begin({"id": "act-8"})
+    runner._report(State.BACKUP, "started", {})
+    journal.begin({"id": "act-9"})
+    runner._report(State.BACKUP, "started", {})
+    assert [item["action_id"] for item in journal.outbox()] == ["act-8", "act-9"]
+
+    online["up"] = True
+    with pytest.raises(ServerRejected) as refused:
+        transport.post_json("/device/v1/actions/act-8/events", {})
+    assert refused.type is ServerRejected and refused.value.status == 403
+    assert runner.flush_reports() == 0
+    assert sent[1:] == ["/device/v1/actions/act-8/events", "/device/v1/actions/act-9/events"]

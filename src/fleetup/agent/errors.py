@@ -9,7 +9,7 @@ runner and the CLI only ever handle this tree::
     ├── ServerError                 talking to the fleetup server failed
     │   ├── ServerUnreachable       neither primary nor fallback link answered (transient)
     │   └── ServerRejected          the server answered with an error status
-    │       └── NotEnrolled         401/403: the credential is missing or no longer valid
+    │       └── NotEnrolled         401, or a refused enrollment: no valid credential
     ├── JournalError                the journal cannot be read or written
     │   └── StateLoopError          one state was entered more often than the cap allows
     ├── BackupError                 archiving, verifying or uploading the data failed
@@ -76,7 +76,12 @@ class ServerRejected(ServerError):
 
 
 class NotEnrolled(ServerRejected):
-    """The device has no valid credential (HTTP 401 or 403)."""
+    """The device has no valid credential: the server answered 401, or refused its enrollment
+    token (403: spent, expired or another serial's).
+
+    A 403 to an enrolled device is not this: its credential is valid, and it asked for an
+    action or a backup that is not its own (``ServerRejected``).
+    """
 
 
 class JournalError(AgentError):

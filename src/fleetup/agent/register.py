@@ -67,15 +67,20 @@ def ensure_enrolled(transport: Transport, config: AgentConfig) -> str:
     if not config.enrollment_token:
         raise NotEnrolled(401, "no credential yet and no device.enrollment_token configured")
     key_file = enrollment_key_file(config)
-    answer = transport.post_json(
-        "/device/v1/enroll",
-        {
-            "enrollment_token": config.enrollment_token,
-            "serial": config.serial,
-            "hardware": hardware_facts(),
-        },
-        idempotency_key=_enrollment_key(key_file),
-    )
+    try:
+        answer = transport.post_json(
+            "/device/v1/enroll",
+            {
+                "enrollment_token": config.enrollment_token,
+                "serial": config.serial,
+                "hardware": hardware_facts(),
+            },
+            idempotency_key=_enrollment_key(key_file),
+        )
+    except ServerRejected as e:
+        if e.status == 403:  # the token is spent, expired or another serial's
+            raise NotEnrolled(e.status, e.detail) from e
+        raise
     try:
         device_id, credential = str(answer["device_id"]), str(answer["credential"])
     except (KeyError, TypeError) as e:

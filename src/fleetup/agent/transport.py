@@ -148,8 +148,9 @@ class Transport:
 
         Raises:
             ServerUnreachable: no link answered after every retry.
-            NotEnrolled: the server answered 401 or 403.
-            ServerRejected: the server answered another status not in ``ok``.
+            NotEnrolled: the server answered 401: the credential is missing or not valid.
+            ServerRejected: the server answered another status not in ``ok`` (403 included:
+                a valid credential asked for what is not its device's).
         """
         if idempotency_key is not None:
             headers = {**(headers or {}), "Idempotency-Key": idempotency_key}
@@ -269,7 +270,7 @@ def _checked(response: httpx.Response, ok: tuple[int, ...]) -> httpx.Response:
         detail = response.text[:300]
     except httpx.ResponseNotRead:
         detail = ""
-    if response.status_code in (401, 403):
+    if response.status_code == 401:
         raise NotEnrolled(response.status_code, detail)
     raise ServerRejected(response.status_code, detail)
 
