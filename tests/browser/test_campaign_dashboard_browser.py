@@ -112,6 +112,17 @@ def test_wave_counts_follow_the_campaign_without_a_reload(
             table.locator("summary").click()
             expect(now_line).not_to_have_attribute("x1", line_at or "", timeout=15_000)
 
+            # A finished wave's card, shorter than its neighbours with their forms, keeps its
+            # badges at their own height instead of stretching them to the row's.
+            for member in members[1:]:
+                settle(server_parts, member["serial"], "succeeded")
+            check_gates(server_parts)
+            expect(card).to_have_attribute("data-status", "completed", timeout=15_000)
+            expect(card.locator("form")).to_have_count(0)  # nothing left to decide
+            for badge in card.locator(".badge").all():
+                box = badge.bounding_box()
+                assert box is not None and box["height"] < 40, box
+
             _shoot(page, served, campaign_id, "en")
             context.add_cookies([{"name": "lang", "value": "zh-TW", "url": served}])
             _shoot(page, served, campaign_id, "zh-TW")
