@@ -29,10 +29,35 @@ def test_an_htmx_request_without_sign_in_is_told_to_navigate(client: TestClient)
     assert response.text == ""
 
 
-def test_front_door_leads_to_the_machine_list(client: TestClient) -> None:
+def test_front_door_leads_to_sign_in_then_to_each_roles_own_page(
+    client: TestClient, make_account: Callable[..., Account]
+) -> None:
     response = client.get("/", follow_redirects=False)
     assert response.status_code == 303
-    assert response.headers["location"] == "/machines"
+    assert response.headers["location"] == "/login"
+    homes = {
+        Role.technician: "/technician",
+        Role.on_call: "/on-call",
+        Role.manager: "/campaigns",
+        Role.admin: "/campaigns",
+        Role.viewer: "/machines",
+    }
+    for role, home in homes.items():
+        account = make_account(role)
+        form = client.get("/login")
+        assert 'name="next" value="/"' in form.text
+        signed_in = client.post(
+            "/login",
+            data={
+                "username": account.username,
+                "password": account.password,
+                "next": "/",
+                "csrf_token": csrf_token(form.text),
+            },
+        )
+        assert signed_in.status_code == 200
+        assert signed_in.url.path == home, role
+        client.cookies.clear()
 
 
 def test_sign_in_sets_the_session_cookie_and_returns_to_next(

@@ -11,7 +11,7 @@ from fleetup.api.access import GuardedRoute, public
 from fleetup.api.deps import SESSION_COOKIE, db
 from fleetup.api.v1.auth import set_session_cookie
 from fleetup.core.i18n import normalise
-from fleetup.web.guard import HOME, PageError, safe_next
+from fleetup.web.guard import HOME, PageError, home_of, safe_next
 from fleetup.web.language import LANG_COOKIE, LANG_COOKIE_MAX_AGE_S, N_
 from fleetup.web.rendering import Page, lang_cookie_options, page
 
@@ -20,7 +20,7 @@ router = APIRouter(route_class=GuardedRoute, include_in_schema=False)
 
 @router.get("/", dependencies=[public()])
 def home(current: Page = Depends(page)) -> Response:
-    return current.finish(RedirectResponse(HOME, status_code=303))
+    return current.finish(RedirectResponse(home_of(current.principal), status_code=303))
 
 
 def _login_form(

@@ -22,7 +22,23 @@ from fleetup.core.security import Principal, Role
 from fleetup.web.language import N_
 from fleetup.web.rendering import Page, page, page_for
 
-HOME = "/machines"
+# Where a sign-in goes when no page was asked for: the front door, which sends each role on to
+# the page of its daily work.
+HOME = "/"
+ROLE_HOMES = {
+    Role.technician: "/technician",  # today's visits, on the phone
+    Role.on_call: "/on-call",
+    Role.manager: "/campaigns",
+    Role.admin: "/campaigns",
+    Role.viewer: "/machines",
+}
+
+
+def home_of(principal: Principal | None) -> str:
+    """The page a signed-in person starts on; the sign-in page for anyone else."""
+    if principal is None:
+        return "/login"
+    return ROLE_HOMES.get(principal.role, "/machines")
 
 
 class SignInRequired(Exception):
