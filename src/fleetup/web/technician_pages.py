@@ -36,6 +36,8 @@ router = APIRouter(route_class=GuardedRoute, include_in_schema=False)
 on_site = signed_in(Role.technician, Role.manager)
 POLL_SECONDS = 3
 LOCAL_ZONE = ZoneInfo("Asia/Taipei")
+# How far ahead the day page shows the visits to come.
+UPCOMING_DAYS = 14
 # The events a technician may post from the checklist; anything else is refused.
 EVENT_TYPES = ("step_started", "step_finished", "check_passed", "check_failed", "decision_taken")
 
@@ -73,6 +75,26 @@ def todays_machines(session: Session, *, username: str, now: datetime) -> list[d
             }
         )
     return rows
+
+
+def upcoming_visits(session: Session, *, username: str, now: datetime) -> list[dict[str, Any]]:
+    """The technician's visits after today and within ``UPCOMING_DAYS``, in order."""
+    _, end = today_bounds(now)
+    return [
+        {
+            "serial": machine.serial,
+            "model": machine.model,
+            "site": machine.site.name,
+            "customer": machine.site.customer.name,
+            "start": visit.visit_start.astimezone(LOCAL_ZONE),
+            "end": visit.visit_end.astimezone(LOCAL_ZONE),
+            "answer": visit.answer,
+        }
+        for visit in notices.visits_between(
+            session, technician=username, start=end, end=end + timedelta(days=UPCOMING_DAYS)
+        )
+        for machine in (notices.machine_of(session, visit),)
+    ]
 
 
 def panel_context(
@@ -119,10 +141,15 @@ def today(
     request: Request, current: Page = Depends(page), session: Session = Depends(db)
 ) -> Response:
     assert current.principal is not None
-    machines = todays_machines(
-        session, username=current.principal.username, now=server(request).clock.now()
+    now = server(request).clock.now()
+    username = current.principal.username
+    return current.render(
+        "technician_today.html",
+        machines=todays_machines(session, username=username, now=now),
+        upcoming=upcoming_visits(session, username=username, now=now),
+        upcoming_days=UPCOMING_DAYS,
+        nav="technician",
     )
-    return current.render("technician_today.html", machines=machines, nav="technician")
 
 
 @router.get("/technician/machines/{serial}", dependencies=on_site)
