@@ -10,14 +10,19 @@ from sqlalchemy import func, select
 
 from fleetup.api.app import build_server
 from fleetup.campaigns.models import Campaign, GateEvent, Visit, Wave
+from fleetup.core import migrate
 from fleetup.core.clock import utc
 from fleetup.core.config import Settings
+from fleetup.core.context import Ctx
 from fleetup.customers.models import Acceptance, SiteVisit, Survey
 from fleetup.devices.models import DeviceAction, DeviceEvent
+from fleetup.fleet.inventory import import_inventory
 from fleetup.fleet.models import Machine, Site
 from fleetup.sim.faults import PROFILES
+from fleetup.sim.manager import widened
 from fleetup.sim.runner import Options, run
 
+REPO = Path(__file__).resolve().parents[2]
 # Faults that touch every path of the IPC and the technician, on a fleet small enough to be quick.
 STORMY = PROFILES["harsh"].with_rates(install_failure=0.3, hardware_fault=0.3, user_problem=0.3)
 
@@ -119,3 +124,42 @@ def _inside(site: Site, moment: datetime) -> bool:
 def _minutes(text: str) -> int:
     hours, minutes = (int(part) for part in text.split(":"))
     return hours * 60 + minutes
+
+
+def test_a_machine_no_visit_fits_gets_a_wider_window_and_the_old_system_is_shut_down(
+    tmp_path: Path, database_url: str
+) -> None:
+    """One site's only window (12:00-13:00) is shorter than a visit: the planner leaves its
+    machine unplanned, the simulated manager widens the window as the note asks and retries,
+    and once every machine is on the new platform the shutdown (E4) is recorded."""
+    lines = (REPO / "examples" / "inventory.csv").read_text(encoding="utf-8-sig").splitlines()
+    narrow = next(line for line in lines if ",mon-fri 12:00-13:00," in line)
+    settings = _settings(tmp_path / "var", database_url)
+    parts = build_server(settings)
+    migrate.upgrade(parts.engine)
+    with parts.sessions() as session:
+        ctx = Ctx(session=session, actor="test", clock=parts.clock)
+        import_inventory(ctx, "\n".join([lines[0], *lines[1:6], narrow]).encode())
+        session.commit()
+    serial = narrow.split(",")[12]
+
+    result = run(settings, Options(machines=6, seed=3, profile="none", load_inventory=False))
+
+    assert result.decisions["retry"] == 1
+    assert result.succeeded == 6 and not result.errors, result.errors
+    assert result.counts()["shutdown"] == {"blockers": 0, "shut_down": True}
+    with parts.sessions() as session:
+        site = session.scalars(
+            select(Site).join(Machine, Machine.site_id == Site.id).where(Machine.serial == serial)
+        ).one()
+        assert [(w["start"], w["end"]) for w in site.maintenance_windows] == [("12:00", "14:00")]
+        assert session.scalar(select(Campaign.shutdown_at)) is not None
+    parts.engine.dispose()
+
+
+def test_a_window_is_widened_to_two_hours_and_a_long_one_is_left_as_it_is() -> None:
+    days = [0, 1, 2, 3, 4]
+    assert widened({"days": days, "start": "12:00", "end": "13:00"})["end"] == "14:00"
+    assert widened({"days": days, "start": "23:30", "end": "00:15"})["end"] == "01:30"
+    long = {"days": days, "start": "22:00", "end": "06:00"}
+    assert widened(long) == long

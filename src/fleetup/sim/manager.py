@@ -3,7 +3,9 @@
 The manager creates the campaign from the SOP template (``POST /api/v1/campaigns``), sizes
 its waves to the fleet when it is not the SOP's 90 machines, starts it, and then looks at it
 twice a day. A gate awaiting approval is approved; a wave paused by its error threshold has
-its failed machines retried once, and is then resumed with the failures accepted; a
+its failed machines retried once, and is then resumed with the failures accepted; a machine
+no visit fits (its site's maintenance window is shorter than a visit) has the window widened,
+as the planner's note asks, and is retried; a
 dissatisfied customer's survey gets chart 5's G, H and I. When every wave is done, the
 manager asks for the old system's shutdown (E4), which fleetup refuses while something still
 blocks it.
@@ -27,6 +29,19 @@ from fleetup.sim.result import Api, SimResult, moment
 # Chart 1's wave sizes for the SOP's 90 machines, as shares of any other fleet.
 SHARES = {"D1": 3 / 90, "D2": 7 / 90, "E1": 20 / 90, "E2": 40 / 90}
 ROUNDS = (timedelta(hours=0), timedelta(hours=9))  # 08:00 and 17:00 in Taipei, in UTC
+# How long the manager makes a site's maintenance window that no visit fits.
+WIDER_WINDOW = timedelta(hours=2)
+
+
+def widened(window: dict[str, Any]) -> dict[str, Any]:
+    """``window`` (days, start, end as HH:MM) lasting at least ``WIDER_WINDOW``."""
+    day = timedelta(days=1)
+    start = timedelta(hours=int(window["start"][:2]), minutes=int(window["start"][3:]))
+    end = timedelta(hours=int(window["end"][:2]), minutes=int(window["end"][3:]))
+    if (end - start) % day >= WIDER_WINDOW:
+        return window
+    later = (start + WIDER_WINDOW) % day
+    return {**window, "end": f"{later // timedelta(hours=1):02d}:{later.seconds // 60 % 60:02d}"}
 
 
 @dataclass
@@ -39,6 +54,7 @@ class Manager:
     end: datetime
     campaign_id: int = 0
     retried: set[str] = field(default_factory=set)
+    widened: set[str] = field(default_factory=set)
     active: bool = False
     finished: bool = False
 
@@ -97,13 +113,16 @@ class Manager:
         waves = campaign["waves"]
         self.active = any(w["status"] in ("running", "paused") for w in waves)
         self._tasks(campaign, {w["code"] for w in waves})
+        retried = False
         for wave in waves:
             if wave["status"] == "paused":
                 self._paused(wave)
             elif wave["gate_state"] == "awaiting_approval":
                 self._decide(wave["code"], "approve", "the trials met their gate; go on")
+            if wave["status"] != "planned" and wave["counts"]["unplanned"]:
+                retried = self._no_visit_fits(wave["code"]) or retried
         self._surveys()
-        if waves and all(w["status"] in ("completed", "aborted") for w in waves):
+        if not retried and waves and all(w["status"] in ("completed", "aborted") for w in waves):
             self.ask_shutdown()
 
     def _tasks(self, campaign: dict[str, Any], waves: set[str]) -> None:
@@ -134,6 +153,33 @@ class Manager:
             token=self.token,
             json={"reason": reason},
         )
+
+    def _no_visit_fits(self, code: str) -> bool:
+        """Widen the maintenance window of each site whose machine of wave ``code`` no visit
+        fits, once per machine, and retry them; whether anything was retried."""
+        members = self.api.call(
+            "GET", f"/api/v1/campaigns/{self.campaign_id}/waves/{code}/members", token=self.token
+        ).json()
+        stuck = [
+            m for m in members if m["status"] == "unplanned" and m["serial"] not in self.widened
+        ]
+        for member in stuck:
+            self.widened.add(member["serial"])
+            machine = self.api.call(
+                "GET", f"/api/v1/machines/{member['serial']}", token=self.token
+            ).json()
+            customer, site_code = machine["customer_code"], machine["site_code"]
+            sites = self.api.call("GET", f"/api/v1/sites?customer={customer}", token=self.token)
+            site = next(s for s in sites.json() if s["code"] == site_code)
+            self.api.call(
+                "PATCH",
+                f"/api/v1/sites/{customer}/{site_code}",
+                token=self.token,
+                json={"maintenance_windows": [widened(w) for w in site["maintenance_windows"]]},
+            )
+        if stuck:
+            self._decide(code, "retry", "widened the sites' maintenance windows so a visit fits")
+        return bool(stuck)
 
     def _paused(self, wave: dict[str, Any]) -> None:
         code = wave["code"]
