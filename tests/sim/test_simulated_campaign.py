@@ -62,8 +62,10 @@ def test_the_simulated_people_run_the_campaign_the_server_plans(
             select(func.count()).select_from(SiteVisit).where(SiteVisit.answer == "confirmed")
         )
     parts.engine.dispose()
-    # The manager made and started the campaign; the worker started every wave in turn.
-    assert campaign.status == "running"
+    # The manager made and started the campaign; the worker started every wave in turn; with
+    # every machine migrated, the old system was shut down and week 16 closed the campaign.
+    assert result.counts()["shutdown"] == {"blockers": 0, "shut_down": True}
+    assert campaign.status == "completed"
     assert [w.code for w in waves] == ["D1", "D2", "E1", "E2", "E3"]
     assert all(w.started_at is not None for w in waves)
     assert {"started", "awaiting_approval", "approved", "completed"} <= kinds
@@ -131,7 +133,8 @@ def test_a_machine_no_visit_fits_gets_a_wider_window_and_the_old_system_is_shut_
 ) -> None:
     """One site's only window (12:00-13:00) is shorter than a visit: the planner leaves its
     machine unplanned, the simulated manager widens the window as the note asks and retries,
-    and once every machine is on the new platform the shutdown (E4) is recorded."""
+    and once every machine is on the new platform the shutdown (E4) is recorded; the campaign
+    completes at the end of week 16."""
     lines = (REPO / "examples" / "inventory.csv").read_text(encoding="utf-8-sig").splitlines()
     narrow = next(line for line in lines if ",mon-fri 12:00-13:00," in line)
     settings = _settings(tmp_path / "var", database_url)
@@ -154,6 +157,8 @@ def test_a_machine_no_visit_fits_gets_a_wider_window_and_the_old_system_is_shut_
         ).one()
         assert [(w["start"], w["end"]) for w in site.maintenance_windows] == [("12:00", "14:00")]
         assert session.scalar(select(Campaign.shutdown_at)) is not None
+        # The acceptance tasks were ticked off in weeks 15 and 16, which closed the campaign.
+        assert session.scalar(select(Campaign.status)) == "completed"
     parts.engine.dispose()
 
 

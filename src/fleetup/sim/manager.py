@@ -29,6 +29,8 @@ from fleetup.sim.result import Api, SimResult, moment
 # Chart 1's wave sizes for the SOP's 90 machines, as shares of any other fleet.
 SHARES = {"D1": 3 / 90, "D2": 7 / 90, "E1": 20 / 90, "E2": 40 / 90}
 ROUNDS = (timedelta(hours=0), timedelta(hours=9))  # 08:00 and 17:00 in Taipei, in UTC
+# An activity is ticked off on the last day of its planned weeks.
+LAST_DAY = timedelta(days=1)
 # How long the manager makes a site's maintenance window that no visit fits.
 WIDER_WINDOW = timedelta(hours=2)
 
@@ -97,7 +99,7 @@ class Manager:
 
     def work(self) -> Generator[Wait, None, None]:
         day = self.loop.now.replace(hour=0, minute=0, second=0, microsecond=0)
-        while day < self.end and not self.finished:
+        while day < self.end:  # after the shutdown too: acceptance and maintenance remain
             for offset in ROUNDS:
                 moment = day + offset
                 if moment < self.loop.now or moment >= self.end:
@@ -122,11 +124,13 @@ class Manager:
             if wave["status"] != "planned" and wave["counts"]["unplanned"]:
                 retried = self._no_visit_fits(wave["code"]) or retried
         self._surveys()
-        if not retried and waves and all(w["status"] in ("completed", "aborted") for w in waves):
+        waves_done = waves and all(w["status"] in ("completed", "aborted") for w in waves)
+        if waves_done and not retried and not self.finished:
             self.ask_shutdown()
 
     def _tasks(self, campaign: dict[str, Any], waves: set[str]) -> None:
-        """Tick off the preparation and development tasks (B, C, F) as their weeks go by;
+        """Tick off the preparation, development and acceptance tasks (B, C, F) as their weeks
+        go by, each on the last day of its planned weeks (the last of F closes the campaign);
         the waves and the shutdown move their own activities."""
         for activity in campaign["activities"]:
             code = activity["code"]
@@ -135,7 +139,11 @@ class Manager:
             starts, ends = moment(activity["planned_start"]), moment(activity["planned_end"])
             status = activity["status"]
             wanted = (
-                "done" if self.loop.now >= ends else "doing" if self.loop.now >= starts else status
+                "done"
+                if self.loop.now >= ends - LAST_DAY
+                else "doing"
+                if self.loop.now >= starts
+                else status
             )
             if wanted != status:
                 self.api.call(
