@@ -2,13 +2,14 @@
 
 The manager creates the campaign from the SOP template (``POST /api/v1/campaigns``), sizes
 its waves to the fleet when it is not the SOP's 90 machines, starts it, and then looks at it
-twice a day. A gate awaiting approval is approved; a wave paused by its error threshold has
-its failed machines retried once, and is then resumed with the failures accepted; a machine
-no visit fits (its site's maintenance window is shorter than a visit) has the window widened,
-as the planner's note asks, and is retried; a
-dissatisfied customer's survey gets chart 5's G, H and I. When every wave is done, the
-manager asks for the old system's shutdown (E4), which fleetup refuses while something still
-blocks it.
+twice a day until the 16 weeks are over. A gate awaiting approval is approved; a wave paused
+by its error threshold has its failed machines retried once, and is then resumed with the
+failures accepted; a machine no visit fits (its site's maintenance window is shorter than a
+visit) has the window widened, as the planner's note asks, and is retried; a dissatisfied
+customer's survey gets chart 5's G, H and I. When every wave is done, the manager asks for the
+old system's shutdown (E4), which fleetup refuses while something still blocks it. The
+preparation, development and acceptance tasks are ticked off as their weeks end; the last one
+completes the campaign.
 
 The on-call engineer is paged by ``incident_opened`` and ``incident_escalated`` messages:
 they acknowledge within minutes, work the recovery and close the incident with its review.
