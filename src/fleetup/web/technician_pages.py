@@ -53,27 +53,30 @@ def today_bounds(now: datetime) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
+def _visit_row(session: Session, visit: Any) -> dict[str, Any]:
+    """A visit as the day page shows it: when, which machine, where, the customer's answer."""
+    machine = notices.machine_of(session, visit)
+    return {
+        "machine_id": machine.id,
+        "serial": machine.serial,
+        "model": machine.model,
+        "site": machine.site.name,
+        "customer": machine.site.customer.name,
+        "start": visit.visit_start.astimezone(LOCAL_ZONE),
+        "end": visit.visit_end.astimezone(LOCAL_ZONE),
+        "answer": visit.answer,
+    }
+
+
 def todays_machines(session: Session, *, username: str, now: datetime) -> list[dict[str, Any]]:
     """The technician's machines today whose upgrade runs, in the order of their visits."""
     start, end = today_bounds(now)
     rows = []
     for visit in notices.visits_between(session, technician=username, start=start, end=end):
-        machine = notices.machine_of(session, visit)
-        instance = upgrades.active_upgrade(session, machine_id=machine.id)
-        if instance is None:
-            continue
-        rows.append(
-            {
-                "serial": machine.serial,
-                "model": machine.model,
-                "site": machine.site.name,
-                "customer": machine.site.customer.name,
-                "start": visit.visit_start.astimezone(LOCAL_ZONE),
-                "end": visit.visit_end.astimezone(LOCAL_ZONE),
-                "current": instance.current_node,
-                "answer": visit.answer,
-            }
-        )
+        row = _visit_row(session, visit)
+        instance = upgrades.active_upgrade(session, machine_id=row["machine_id"])
+        if instance is not None:
+            rows.append({**row, "current": instance.current_node})
     return rows
 
 
@@ -81,19 +84,10 @@ def upcoming_visits(session: Session, *, username: str, now: datetime) -> list[d
     """The technician's visits after today and within ``UPCOMING_DAYS``, in order."""
     _, end = today_bounds(now)
     return [
-        {
-            "serial": machine.serial,
-            "model": machine.model,
-            "site": machine.site.name,
-            "customer": machine.site.customer.name,
-            "start": visit.visit_start.astimezone(LOCAL_ZONE),
-            "end": visit.visit_end.astimezone(LOCAL_ZONE),
-            "answer": visit.answer,
-        }
+        _visit_row(session, visit)
         for visit in notices.visits_between(
             session, technician=username, start=end, end=end + timedelta(days=UPCOMING_DAYS)
         )
-        for machine in (notices.machine_of(session, visit),)
     ]
 
 
