@@ -57,7 +57,8 @@ class Manager:
     end: datetime
     campaign_id: int = 0
     retried: set[str] = field(default_factory=set)
-    widened: set[str] = field(default_factory=set)
+    # Machines whose site's window was widened already, each once.
+    windows_widened: set[str] = field(default_factory=set)
     active: bool = False
     finished: bool = False
 
@@ -169,11 +170,10 @@ class Manager:
         members = self.api.call(
             "GET", f"/api/v1/campaigns/{self.campaign_id}/waves/{code}/members", token=self.token
         ).json()
-        stuck = [
-            m for m in members if m["status"] == "unplanned" and m["serial"] not in self.widened
-        ]
+        done = self.windows_widened
+        stuck = [m for m in members if m["status"] == "unplanned" and m["serial"] not in done]
         for member in stuck:
-            self.widened.add(member["serial"])
+            self.windows_widened.add(member["serial"])
             machine = self.api.call(
                 "GET", f"/api/v1/machines/{member['serial']}", token=self.token
             ).json()
