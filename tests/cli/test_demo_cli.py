@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -60,14 +60,16 @@ def demo(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
             process.wait(timeout=10)
 
 
-def _wait(what: str, check: object, process: subprocess.Popen[bytes], log: Path) -> None:
+def _wait(
+    what: str, check: Callable[[], bool], process: subprocess.Popen[bytes], log: Path
+) -> None:
     deadline = time.monotonic() + 240
     while True:
         try:
-            if check():  # type: ignore[operator]
+            if check():
                 return
         except httpx.TransportError:
-            pass
+            pass  # not serving yet
         if process.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"{what}; the demo printed:\n{log.read_text(errors='replace')}")
         time.sleep(0.2)
