@@ -247,7 +247,8 @@ class Target:
 def kill_plan(
     rng: random.Random, *, kills: int, requests: int, latency: dict[str, float]
 ) -> list[Target]:
-    """``kills`` moments spread over a run of about ``requests`` requests, the kinds in turn.
+    """``kills`` moments spread over the busy part of a run, its first ``requests`` requests,
+    the kinds in turn.
 
     Half of each kind's kills are timed, the delay drawn up to one and a half times the
     kind's mean answer time, so they land before, inside or just after the server's work;
@@ -290,6 +291,9 @@ class Witness:
     """
 
     answered: int = 0
+    # The answered count at the last clock move whose jobs handled something: past it, the
+    # campaign's work is over and the people only look, so kills are planned before it.
+    busy_until: int = 0
     # (action id, event id) of every step report answered 200, and each report's step/status.
     acknowledged: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     plan: list[Target] = field(default_factory=list)
@@ -329,6 +333,10 @@ class Witness:
             self.answered += 1
         request = response.request
         path = request.url.path
+        if path == "/api/v1/simulation/clock" and request.method == "POST":
+            response.read()
+            if response.status_code == 200 and any(response.json().get("jobs", {}).values()):
+                self.busy_until = self.answered
         if (
             request.method == "POST"
             and path.startswith("/device/v1/actions/")

@@ -177,7 +177,8 @@ def test_a_campaign_killed_20_times_ends_as_an_uninterrupted_one(
     began = time.monotonic()
     calm = _campaign(database_url, tmp_path / "uninterrupted", Witness())
     rng = random.Random(f"crash:{SEED}:{backend}")
-    plan = kill_plan(rng, kills=KILLS, requests=calm.result.requests, latency=_latency(calm.result))
+    busy = calm.witness.busy_until
+    plan = kill_plan(rng, kills=KILLS, requests=busy, latency=_latency(calm.result))
     crash_url = _second_database(database_url, tmp_path, request)
     crashed = _campaign(crash_url, tmp_path / "crashed", Witness(plan=plan))
 
