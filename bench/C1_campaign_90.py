@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench._floor import report
 from bench._report import Figure, emit
 from fleetup.core.config import Settings
 from fleetup.sim.runner import Options, run
@@ -29,6 +30,7 @@ def main() -> None:
         f"{result.requests / max(result.wall_seconds, 1e-9):.0f} requests/s",
         flush=True,
     )
+    report(f"{machines} machines", result.requests, result.wall_seconds)
     name = "campaign_30_wall" if quick else "campaign_90_wall"
     emit(Figure("C1", name, result.wall_seconds, "s", "<=", 10 if not quick else 4))
 

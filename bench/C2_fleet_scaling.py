@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench._floor import report
 from bench._report import Figure, emit
 from fleetup.core.config import Settings
 from fleetup.sim.result import SimResult
@@ -35,6 +36,7 @@ def main() -> None:
     first = _run(small)
     second = _run(large)
     emit(Figure("C2", f"fleet_{large}_wall", second.wall_seconds, "s", "<=", 120 * large / 10_000))
+    report(f"{large} machines", second.requests, second.wall_seconds)
     ratio = second.wall_seconds / max(first.wall_seconds, 1e-9)
     emit(Figure("C2", f"scaling_{large}_over_{small}", ratio, "ratio", "<=", 11))
 
