@@ -123,6 +123,24 @@ def test_wave_counts_follow_the_campaign_without_a_reload(
                 box = badge.bounding_box()
                 assert box is not None and box["height"] < 40, box
 
+            # A manager changing a wave's plan keeps what they typed while the board moves.
+            plan = page.locator("#wave-E1 details.wave-plan")
+            plan.locator("summary").click()
+            page.locator("#count-E1").fill("12")
+            aborted = client.post(
+                f"/api/v1/campaigns/{campaign_id}/waves/E3/abort",
+                headers=manager.headers,
+                json={"reason": "merged into E2"},
+            )
+            assert aborted.status_code == 200, aborted.text
+            page.wait_for_timeout(4_000)  # longer than a poll's interval
+            expect(plan).to_have_attribute("open", "")
+            expect(page.locator("#count-E1")).to_have_value("12")
+            page.locator("#wave-E1").get_by_role("button", name="Save the plan").click()
+            expect(page.get_by_role("status")).to_contain_text("Wave E1: the plan is saved.")
+            expect(page.locator("#wave-E1 [data-plan='takes']")).to_have_text("Takes: 12 machines")
+            expect(page.locator("#wave-E3")).to_have_attribute("data-status", "aborted")
+
             _shoot(page, served, campaign_id, "en")
             context.add_cookies([{"name": "lang", "value": "zh-TW", "url": served}])
             _shoot(page, served, campaign_id, "zh-TW")

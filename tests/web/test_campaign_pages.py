@@ -297,3 +297,173 @@ def test_step_durations_are_drawn_against_their_budget(
         assert "step-chart__row--over" in html  # C took 45 min against 30
         assert 'class="step-chart__median" x="0" y="2" height="6" width="75.0"' in html
         assert "C: median 45.0 min, budget 30.0 min" in html
+
+
+def _plan(client: TestClient, campaign_id: int, code: str, **fields: str) -> Any:
+    token = csrf_token(client.get(f"/campaigns/{campaign_id}").text)
+    return client.post(
+        f"/campaigns/{campaign_id}/waves/{code}/plan", data={**fields, "csrf_token": token}
+    )
+
+
+def _wave(client: TestClient, manager: Account, campaign: dict[str, Any], code: str) -> Any:
+    answer = client.get(f"/api/v1/campaigns/{campaign['id']}", headers=manager.headers)
+    return next(w for w in answer.json()["waves"] if w["code"] == code)
+
+
+def test_each_wave_card_says_what_the_wave_takes_and_when_its_gate_opens(
+    client: TestClient, make_account: Callable[..., Account], running: dict[str, Any]
+) -> None:
+    _as(client, make_account(Role.viewer))
+    html = client.get(f"/campaigns/{running['id']}").text
+    assert "Takes: 4 machines" in html  # D1, as the manager sized it
+    assert "Takes: every machine no other wave takes (30 planned)" in html  # E3, the rest
+    assert "Opens at 95 % succeeded, then the next wave may start; pauses at 3 failures" in html
+    assert "Change the plan" not in html  # a viewer changes nothing
+
+
+def test_a_manager_resizes_a_planned_wave_and_moves_its_start_from_its_card(
+    client: TestClient, manager: Account, campaign: dict[str, Any]
+) -> None:
+    _as(client, manager)
+    answer = _plan(
+        client, campaign["id"], "E1",
+        kind="percent", percent="25", planned_start="2027-01-25T10:30",
+        success_percent="90", advance="approval", error_count="2", error_percent="",
+    )  # fmt: skip
+    assert answer.status_code == 200
+    assert "Wave E1: the plan is saved." in answer.text
+    assert "Started now, it would take 10 machines." in answer.text  # 25 % of 40
+    e1 = _wave(client, manager, campaign, "E1")
+    assert e1["selection"] == {"kind": "percent", "percent": 25.0}
+    assert e1["planned_start"].startswith("2027-01-25T02:30")  # 10:30 in Taipei
+    assert e1["gate"] == {
+        "success_share": 0.9, "advance": "approval", "error_count": 2, "error_share": None,
+    }  # fmt: skip
+    assert "Takes: 25 % of the fleet" in answer.text
+
+
+def test_a_filter_wave_names_its_customer_site_and_model(
+    client: TestClient, manager: Account, campaign: dict[str, Any]
+) -> None:
+    _as(client, manager)
+    answer = _plan(
+        client, campaign["id"], "D2",
+        kind="filter", customer="ACME", site="S2", model="CNC-5",
+        planned_start="2027-02-01T09:00", success_percent="95", error_count="3",
+    )  # fmt: skip
+    assert "Started now, it would take 10 machines." in answer.text  # S2's odd serials
+    assert "Takes: the machines of customer ACME, site S2, model CNC-5" in answer.text
+    assert _wave(client, manager, campaign, "D2")["selection"] == {
+        "kind": "filter", "customer": "ACME", "site": "S2", "model": "CNC-5",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"kind": "count", "count": "0"}, "count: Input should be greater than or equal to 1"),
+        ({"kind": "count", "count": ""}, "kind: Value error, a count selection needs count"),
+        ({"kind": "percent", "percent": "half"}, "percent: is not a number"),
+        ({"success_percent": "120"}, "success_percent: Input should be less than or equal"),
+        ({"planned_start": "next monday"}, "planned_start: is not a date and time"),
+        ({"error_count": "", "error_percent": ""}, "error_count: Value error, give error_count"),
+    ],
+)
+def test_a_plan_with_a_bad_field_names_it_and_changes_nothing(
+    client: TestClient,
+    manager: Account,
+    campaign: dict[str, Any],
+    fields: dict[str, str],
+    named: str,
+) -> None:
+    _as(client, manager)
+    before = _wave(client, manager, campaign, "E2")
+    form = {
+        "kind": "count", "count": "40", "planned_start": "2027-02-15T09:00",
+        "success_percent": "95", "advance": "auto", "error_count": "3", "error_percent": "20",
+    }  # fmt: skip
+    answer = _plan(client, campaign["id"], "E2", **(form | fields))
+    assert "Wave E2: the plan was not changed." in answer.text
+    assert named in answer.text
+    assert _wave(client, manager, campaign, "E2") == before
+
+
+def test_a_started_wave_keeps_its_machines_and_start_but_its_gate_may_change(
+    client: TestClient, manager: Account, running: dict[str, Any]
+) -> None:
+    _as(client, manager)
+    html = client.get(f"/campaigns/{running['id']}").text
+    assert 'id="kind-D1"' not in html  # what D1 takes is set once it runs
+    assert 'id="kind-D2"' in html
+    assert 'id="success-D1"' in html
+    refused = _plan(
+        client, running["id"], "D1", kind="count", count="8", success_percent="95", error_count="3"
+    )
+    assert "its machines and start are set" in refused.text
+    saved = _plan(client, running["id"], "D1", success_percent="75", error_count="5")
+    assert "Wave D1: the plan is saved." in saved.text
+    d1 = _wave(client, manager, running, "D1")
+    assert d1["selection"] == {"kind": "count", "count": 4}
+    assert (d1["gate"]["success_share"], d1["gate"]["error_count"]) == (0.75, 5)
+
+
+def test_a_viewer_cannot_change_a_plan_nor_an_activity(
+    client: TestClient,
+    make_account: Callable[..., Account],
+    manager: Account,
+    campaign: dict[str, Any],
+) -> None:
+    _as(client, make_account(Role.viewer))
+    before = client.get(f"/api/v1/campaigns/{campaign['id']}", headers=manager.headers).json()
+    assert _plan(client, campaign["id"], "E1", kind="count", count="5").status_code == 403
+    token = csrf_token(client.get(f"/campaigns/{campaign['id']}").text)
+    answer = client.post(
+        f"/campaigns/{campaign['id']}/activities/B1",
+        data={"owner": "me", "status": "done", "csrf_token": token},
+    )
+    assert answer.status_code == 403
+    after = client.get(f"/api/v1/campaigns/{campaign['id']}", headers=manager.headers).json()
+    assert after == before
+
+
+def test_a_manager_tracks_an_activity_owner_and_status_in_the_table(
+    client: TestClient, manager: Account, campaign: dict[str, Any], clock: ManualClock
+) -> None:
+    _as(client, manager)
+    page = client.get(f"/campaigns/{campaign['id']}").text
+    assert 'id="owner-B1"' in page
+    assert 'id="owner-E1"' not in page  # a wave's activity follows its wave
+    assert 'id="owner-B"' not in page  # a phase follows its activities
+    answer = client.post(
+        f"/campaigns/{campaign['id']}/activities/B1",
+        data={"owner": "  Lin Mei-hua ", "status": "doing", "csrf_token": csrf_token(page)},
+    )
+    assert "Activity B1 is saved." in answer.text
+    assert '<details class="campaign-details" open>' in answer.text  # back where it was made
+    assert 'value="Lin Mei-hua"' in answer.text
+    body = client.get(f"/api/v1/campaigns/{campaign['id']}", headers=manager.headers).json()
+    b1 = next(a for a in body["activities"] if a["code"] == "B1")
+    assert (b1["owner"], b1["status"]) == ("Lin Mei-hua", "doing")
+    assert b1["actual_start"] is not None
+
+
+def test_an_activity_that_follows_its_wave_is_refused_by_name(
+    client: TestClient, manager: Account, campaign: dict[str, Any]
+) -> None:
+    _as(client, manager)
+    token = csrf_token(client.get(f"/campaigns/{campaign['id']}").text)
+    answer = client.post(
+        f"/campaigns/{campaign['id']}/activities/E1",
+        data={"owner": "x", "status": "done", "csrf_token": token},
+    )
+    assert "Activity E1 was not changed." in answer.text
+    assert "follows its wave or the shutdown" in answer.text
+    bad = client.post(
+        f"/campaigns/{campaign['id']}/activities/B2",
+        data={"owner": "x", "status": "finished", "csrf_token": token},
+    )
+    assert "Activity B2 was not changed." in bad.text
+    assert "status: Input should be" in bad.text
+    body = client.get(f"/api/v1/campaigns/{campaign['id']}", headers=manager.headers).json()
+    assert {a["code"]: a["status"] for a in body["activities"]}["B2"] == "todo"

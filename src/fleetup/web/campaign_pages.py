@@ -7,7 +7,9 @@ report's figures. Its live part polls ``/campaigns/{id}/live?since=KEY`` every f
 the server answers 204 while the key (the waves' statuses and counts, the last gate event)
 is unchanged, so an idle dashboard costs a handful of small queries per poll and never
 replaces a form someone is filling in. Decisions are plain form POSTs that call
-``fleetup.campaigns.waves`` and come back with a signed one-time message.
+``fleetup.campaigns.waves`` and come back with a signed one-time message; so are a manager's
+changes to the plan: what a wave takes, its start and its gate (the API's ``PATCH
+.../waves/{code}``), and an activity's owner and status (``PATCH .../activities/{code}``).
 """
 
 from __future__ import annotations
@@ -23,15 +25,25 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from fleetup.api.access import READERS, GuardedRoute
 from fleetup.api.deps import db, server
 from fleetup.campaigns import presenting, report, service, shutdown, waves
+from fleetup.campaigns.gates import GateRule
 from fleetup.campaigns.report import CampaignReport
-from fleetup.campaigns.schemas import CampaignOut, MemberOut, WaveOut
+from fleetup.campaigns.schemas import (
+    ActivityUpdate,
+    CampaignOut,
+    MemberOut,
+    Selection,
+    WaveOut,
+    WaveUpdate,
+)
 from fleetup.core.context import Ctx
-from fleetup.core.errors import Conflict, InvalidInput, NotFound
+from fleetup.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from fleetup.core.i18n import ngettext_for
 from fleetup.core.security import LinkInvalid, Role
 from fleetup.fleet import service as fleet
 from fleetup.fleet.schemas import MachineFilter
@@ -84,6 +96,38 @@ DONE: dict[str, str] = {
     "resume": N_("Wave %(wave)s runs again."),
     "abort": N_("Wave %(wave)s is aborted."),
     "retry": N_("Wave %(wave)s: the failed machines are deployed again."),
+    "plan": N_("Wave %(wave)s: the plan is saved."),
+    "activity": N_("Activity %(wave)s is saved."),
+}
+REFUSED: dict[str, str] = {
+    "plan": N_("Wave %(wave)s: the plan was not changed."),
+    "activity": N_("Activity %(wave)s was not changed."),
+}
+SELECTION_KINDS: dict[str, str] = {
+    "count": N_("A number of machines"),
+    "percent": N_("A share of the fleet"),
+    "filter": N_("Machines of a customer, site or model"),
+    "rest": N_("Every machine no other wave takes"),
+}
+ADVANCES: dict[str, str] = {
+    "auto": N_("the next wave may start"),
+    "approval": N_("a manager approves the next wave"),
+}
+# The plan form's fields, by where their problems point in the API's body.
+PLAN_FIELDS: dict[tuple[str, ...], str] = {
+    ("selection",): "kind",
+    ("selection", "kind"): "kind",
+    ("selection", "count"): "count",
+    ("selection", "percent"): "percent",
+    ("selection", "customer"): "customer",
+    ("selection", "site"): "site",
+    ("selection", "model"): "model",
+    ("planned_start",): "planned_start",
+    ("gate",): "error_count",
+    ("gate", "success_share"): "success_percent",
+    ("gate", "advance"): "advance",
+    ("gate", "error_count"): "error_count",
+    ("gate", "error_share"): "error_percent",
 }
 BAR_PARTS = ("succeeded", "failed", "running", "scheduled", "held")
 MEMBER_COLUMNS = (
@@ -112,6 +156,10 @@ class GanttRow:
     actual: Bar | None
     actual_start: datetime | None
     actual_end: datetime | None
+    owner: str = ""
+    # A manager may set its owner and status here (phases follow their activities; the
+    # waves' activities and the shutdown follow the waves and the shutdown gate).
+    editable: bool = False
 
 
 def labeller(current: Page) -> Callable[[str], str]:
@@ -148,6 +196,7 @@ def _actual(
 
 def gantt(campaign: CampaignOut, now: datetime, lang: str) -> list[GanttRow]:
     """Each phase followed by its activities, planned and actual bars in week units."""
+    following = {wave.code for wave in campaign.waves} | {"E4"}
     rows = []
     for phase in campaign.phases:
         done = phase.actual_end is not None
@@ -169,6 +218,7 @@ def gantt(campaign: CampaignOut, now: datetime, lang: str) -> list[GanttRow]:
                     Bar(activity.first_week - 1, activity.last_week - activity.first_week + 1),
                     _actual(campaign, activity.actual_start, activity.actual_end, now),
                     activity.actual_start, activity.actual_end,
+                    activity.owner, activity.code not in following,
                 )
             )  # fmt: skip
     return rows
@@ -190,6 +240,76 @@ def wave_actions(wave: WaveOut) -> list[str]:
     ):
         found.append("retry")
     return found
+
+
+def plan_editable(wave: WaveOut) -> bool:
+    """Whether a manager may still change ``wave``'s plan: its gate until it finishes, what it
+    takes and its start while it is planned."""
+    return wave.status not in ("completed", "aborted")
+
+
+def describer(current: Page, zone: str) -> dict[str, Callable[[WaveOut], Any]]:
+    """``takes`` and ``gate_rule``: a wave's selection and gate in words, for the page."""
+    gettext = current.gettext
+    ngettext = ngettext_for(current.language.code)
+    place = ZoneInfo(zone)
+
+    def takes(wave: WaveOut) -> str:
+        chosen = wave.selection
+        kind = chosen.get("kind")
+        if kind == "count":
+            count = int(chosen.get("count", 0))
+            return ngettext("%(count)s machine", "%(count)s machines", count) % {"count": count}
+        if kind == "percent":
+            return gettext("%(percent)s %% of the fleet") % {"percent": f"{chosen['percent']:g}"}
+        if kind == "filter":
+            parts = [
+                gettext(label) % {"value": chosen[name]}
+                for name, label in (
+                    ("customer", N_("customer %(value)s")),
+                    ("site", N_("site %(value)s")),
+                    ("model", N_("model %(value)s")),
+                )
+                if chosen.get(name)
+            ]
+            return gettext("the machines of %(which)s") % {"which": ", ".join(parts)}
+        if kind == "rest":
+            if chosen.get("planned"):
+                return gettext("every machine no other wave takes (%(count)s planned)") % {
+                    "count": chosen["planned"]
+                }
+            return gettext("every machine no other wave takes")
+        return str(kind)
+
+    def gate_rule(wave: WaveOut) -> str:
+        rule = GateRule.model_validate(wave.gate)
+        limits = []
+        if rule.error_count is not None:
+            count = rule.error_count
+            limits.append(
+                ngettext("%(count)s failure", "%(count)s failures", count) % {"count": count}
+            )
+        if rule.error_share is not None:
+            limits.append(
+                gettext("%(percent)s %% failed") % {"percent": f"{100 * rule.error_share:g}"}
+            )
+        return gettext(
+            "Opens at %(percent)s %% succeeded, then %(advance)s; pauses at %(limits)s."
+        ) % {
+            "percent": f"{100 * rule.success_share:g}",
+            "advance": gettext(ADVANCES[rule.advance]),
+            "limits": gettext(" or ").join(limits),
+        }
+
+    def start_value(wave: WaveOut) -> str:
+        return wave.planned_start.astimezone(place).strftime("%Y-%m-%dT%H:%M")
+
+    return {
+        "takes": takes,
+        "gate_rule": gate_rule,
+        "start_value": start_value,
+        "rule": lambda wave: GateRule.model_validate(wave.gate),
+    }
 
 
 def bar_shares(wave: WaveOut) -> list[tuple[str, float, int]]:
@@ -257,6 +377,11 @@ def live_context(session: Session, campaign: Any, current: Page) -> dict[str, An
         "action_label": lambda key: current.gettext(ACTIONS[key]),
         "title": lambda item: _title(item, current.language.code),
         "when": _when(campaign.timezone),
+        "zone": campaign.timezone,
+        "plan_editable": plan_editable,
+        "selection_kinds": SELECTION_KINDS,
+        "advances": ADVANCES,
+        **describer(current, campaign.timezone),
     }
 
 
@@ -276,6 +401,9 @@ def gantt_context(campaign: CampaignOut, now: datetime, current: Page) -> dict[s
         "poll_seconds": POLL_SECONDS,
         "label": labeller(current),
         "when": _when(campaign.timezone),
+        "may_edit": current.principal is not None
+        and current.principal.role in {Role.admin, Role.manager},
+        "table_open": False,
     }
 
 
@@ -291,14 +419,30 @@ def _flash(current: Page) -> dict[str, str] | None:
         return None
     kind, wave, action = value.get("k", ""), value.get("w", ""), value.get("a", "")
     if kind == "done" and action in DONE:
+        detail = ""
+        if "n" in value:
+            count = int(value["n"])
+            ngettext = ngettext_for(current.language.code)
+            detail = ngettext(
+                "Started now, it would take %(count)s machine.",
+                "Started now, it would take %(count)s machines.",
+                count,
+            ) % {"count": count}
         return {
             "kind": "done",
             "text": current.gettext(DONE[action]) % {"wave": wave},
-            "detail": "",
+            "detail": detail,
+            "action": action,
         }
     if kind == "error":
-        heading = current.gettext("Wave %(wave)s: the decision was refused.") % {"wave": wave}
-        return {"kind": "error", "text": heading, "detail": str(value.get("m", ""))}
+        refused = REFUSED.get(action, N_("Wave %(wave)s: the decision was refused."))
+        heading = current.gettext(refused) % {"wave": wave}
+        return {
+            "kind": "error",
+            "text": heading,
+            "detail": str(value.get("m", "")),
+            "action": action,
+        }
     return None
 
 
@@ -326,6 +470,10 @@ def dashboard(
         w.code: presenting.members_out(session, w)
         for w in waves.waves_of(session, campaign_id=campaign_id)
     }
+    flash = _flash(current)
+    context = live_context(session, found, current) | gantt_context(out, now, current)
+    # After an activity's change, the table it was made in is open again.
+    context["table_open"] = flash is not None and flash.get("action") == "activity"
     return current.render(
         "campaign.html",
         nav="campaigns",
@@ -335,9 +483,9 @@ def dashboard(
         first_items=FIRST_ITEMS,
         report=built,
         step_scale=_step_scale(built),
-        flash=_flash(current),
+        flash=flash,
         # Both parts name the campaign, the poll, the labels and the time zone alike.
-        **(live_context(session, found, current) | gantt_context(out, now, current)),
+        **context,
     )
 
 
@@ -410,6 +558,174 @@ def decide(
         flash = {"k": "error", "w": code, "a": action, "m": str(error)}
     token = parts.signer.sign("campaign-flash", flash)
     target = f"/campaigns/{campaign_id}?flash={token}#wave-{code}"
+    return current.finish(RedirectResponse(target, status_code=303))
+
+
+def _number(form: dict[str, str], name: str, *, scale: float = 1.0) -> float | None:
+    """A number the plan form gave in ``name`` (None when left empty), divided by ``scale``.
+
+    Raises:
+        InvalidInput: the field holds something else than a number.
+    """
+    text = form.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return float(text) / scale
+    except ValueError as error:
+        raise InvalidInput(
+            "the plan is not valid", [FieldProblem(name, "is not a number", value=text)]
+        ) from error
+
+
+def plan_update(form: dict[str, str], zone: str) -> WaveUpdate:
+    """The API's ``WaveUpdate`` from the plan form's fields.
+
+    Shares are given in percent; the planned start is a local time in the campaign's zone.
+    What the wave takes and its start are sent only when the form has them (a wave that has
+    started shows its gate alone).
+
+    Raises:
+        InvalidInput: a field is not valid; the problems name the form's fields.
+    """
+    body: dict[str, Any] = {}
+    if form.get("kind"):
+        selection: dict[str, Any] = {"kind": form["kind"]}
+        wanted = {
+            "count": ("count",),
+            "percent": ("percent",),
+            "filter": ("customer", "site", "model"),
+        }
+        for name in wanted.get(form["kind"], ()):
+            value: Any = _number(form, name) if name in ("count", "percent") else form.get(name, "")
+            if isinstance(value, str):
+                value = value.strip()
+            if value not in (None, ""):
+                selection[name] = int(value) if name == "count" and value == int(value) else value
+        body["selection"] = selection
+    start = form.get("planned_start", "").strip()
+    if start:
+        try:
+            moment = datetime.fromisoformat(start)
+        except ValueError as error:
+            problem = FieldProblem("planned_start", "is not a date and time", value=start)
+            raise InvalidInput("the plan is not valid", [problem]) from error
+        body["planned_start"] = (
+            moment.replace(tzinfo=ZoneInfo(zone)) if moment.tzinfo is None else moment
+        )
+    success = _number(form, "success_percent", scale=100)
+    if success is not None:
+        body["gate"] = {
+            "success_share": success,
+            "advance": form.get("advance") or "auto",
+            "error_count": _number(form, "error_count"),
+            "error_share": _number(form, "error_percent", scale=100),
+        }
+        count = body["gate"]["error_count"]
+        if count is not None and count == int(count):
+            body["gate"]["error_count"] = int(count)
+    try:
+        return WaveUpdate.model_validate(body)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            where = tuple(str(part) for part in item["loc"] if not str(part).startswith("function"))
+            field = PLAN_FIELDS.get(where) or PLAN_FIELDS.get(where[:1], "plan")
+            problems.append(FieldProblem(field, item["msg"]))
+        raise InvalidInput("the plan is not valid", problems) from error
+
+
+def _refusal(error: Conflict | InvalidInput | NotFound) -> str:
+    """What the flash says of a refused change: the error, and each field it names."""
+    problems = getattr(error, "problems", None) or []
+    if not problems:
+        return str(error)
+    return "; ".join(f"{problem.field}: {problem.message}" for problem in problems)
+
+
+@router.post(
+    "/campaigns/{campaign_id}/waves/{code}/plan",
+    dependencies=[*managers, Depends(csrf_protected)],
+)
+def plan_wave(
+    campaign_id: CampaignId,
+    code: str,
+    request: Request,
+    kind: str = Form(""),
+    count: str = Form(""),
+    percent: str = Form(""),
+    customer: str = Form(""),
+    site: str = Form(""),
+    model: str = Form(""),
+    planned_start: str = Form(""),
+    success_percent: str = Form(""),
+    advance: str = Form(""),
+    error_count: str = Form(""),
+    error_percent: str = Form(""),
+    current: Page = Depends(page),
+    session: Session = Depends(db),
+) -> Response:
+    """Change what a wave takes, its start and its gate, as ``PATCH .../waves/{code}`` does."""
+    assert current.principal is not None  # the rule above admits only signed-in managers
+    parts = server(request)
+    campaign = campaign_or_404(session, campaign_id)
+    form = {
+        "kind": kind, "count": count, "percent": percent, "customer": customer, "site": site,
+        "model": model, "planned_start": planned_start, "success_percent": success_percent,
+        "advance": advance, "error_count": error_count, "error_percent": error_percent,
+    }  # fmt: skip
+    ctx = Ctx(session=session, actor=current.principal.actor, clock=parts.clock)
+    flash: dict[str, Any] = {"k": "done", "w": code, "a": "plan"}
+    try:
+        update = plan_update(form, campaign.timezone)
+        wave = waves.update_wave(ctx, campaign_id=campaign_id, code=code, data=update)
+        if wave.status == "planned":
+            chosen = Selection.model_validate(wave.selection)
+            flash["n"] = len(waves.choose(session, campaign_id=campaign_id, selection=chosen))
+        session.commit()
+    except (Conflict, InvalidInput, NotFound) as error:
+        session.rollback()
+        flash = {"k": "error", "w": code, "a": "plan", "m": _refusal(error)}
+    token = parts.signer.sign("campaign-flash", flash)
+    target = f"/campaigns/{campaign_id}?flash={token}#wave-{code}"
+    return current.finish(RedirectResponse(target, status_code=303))
+
+
+@router.post(
+    "/campaigns/{campaign_id}/activities/{code}",
+    dependencies=[*managers, Depends(csrf_protected)],
+)
+def track_activity(
+    campaign_id: CampaignId,
+    code: str,
+    request: Request,
+    owner: str = Form(""),
+    status: str = Form(""),
+    current: Page = Depends(page),
+    session: Session = Depends(db),
+) -> Response:
+    """Set an activity's owner and status, as ``PATCH .../activities/{code}`` does."""
+    assert current.principal is not None  # the rule above admits only signed-in managers
+    parts = server(request)
+    campaign_or_404(session, campaign_id)
+    ctx = Ctx(session=session, actor=current.principal.actor, clock=parts.clock)
+    flash: dict[str, str] = {"k": "done", "w": code, "a": "activity"}
+    try:
+        try:
+            data = ActivityUpdate.model_validate({"owner": owner.strip(), "status": status})
+        except ValidationError as error:
+            problems = [
+                FieldProblem(".".join(str(p) for p in item["loc"]), item["msg"])
+                for item in error.errors()
+            ]
+            raise InvalidInput("the activity is not valid", problems) from error
+        service.update_activity(ctx, campaign_id=campaign_id, code=code, data=data)
+        session.commit()
+    except (Conflict, InvalidInput, NotFound) as error:
+        session.rollback()
+        flash = {"k": "error", "w": code, "a": "activity", "m": _refusal(error)}
+    token = parts.signer.sign("campaign-flash", flash)
+    target = f"/campaigns/{campaign_id}?flash={token}#activity-{code}"
     return current.finish(RedirectResponse(target, status_code=303))
 
 
