@@ -467,3 +467,29 @@ def test_an_activity_that_follows_its_wave_is_refused_by_name(
     assert "status: Input should be" in bad.text
     body = client.get(f"/api/v1/campaigns/{campaign['id']}", headers=manager.headers).json()
     assert {a["code"]: a["status"] for a in body["activities"]}["B2"] == "todo"
+
+
+def test_a_machine_joins_a_running_wave_late_from_its_card(
+    client: TestClient, manager: Account, running: dict[str, Any]
+) -> None:
+    _as(client, manager)
+    url = f"/api/v1/campaigns/{running['id']}/waves/D1/members"
+    before = client.get(url, headers=manager.headers).json()
+    taken = before[0]["serial"]
+    token = csrf_token(client.get(f"/campaigns/{running['id']}").text)
+    refused = client.post(
+        f"/campaigns/{running['id']}/waves/D1/members",
+        data={"serials": f"S2-M020, NOPE\n{taken}", "csrf_token": token},
+    )
+    assert "Wave D1: no machine joined." in refused.text
+    assert "serials.1: no machine NOPE" in refused.text
+    assert f"serials.2: {taken} is in a wave already" in refused.text
+    assert len(client.get(url, headers=manager.headers).json()) == len(before)
+
+    joined = client.post(
+        f"/campaigns/{running['id']}/waves/D1/members",
+        data={"serials": "S2-M020", "csrf_token": token},
+    )
+    assert "Wave D1: the machines joined." in joined.text
+    late = [m for m in client.get(url, headers=manager.headers).json() if m["serial"] == "S2-M020"]
+    assert late and late[0]["late"] is True

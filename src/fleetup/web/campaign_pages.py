@@ -98,9 +98,11 @@ DONE: dict[str, str] = {
     "retry": N_("Wave %(wave)s: the failed machines are deployed again."),
     "plan": N_("Wave %(wave)s: the plan is saved."),
     "activity": N_("Activity %(wave)s is saved."),
+    "join": N_("Wave %(wave)s: the machines joined."),
 }
 REFUSED: dict[str, str] = {
     "plan": N_("Wave %(wave)s: the plan was not changed."),
+    "join": N_("Wave %(wave)s: no machine joined."),
     "activity": N_("Activity %(wave)s was not changed."),
 }
 SELECTION_KINDS: dict[str, str] = {
@@ -242,6 +244,11 @@ def wave_actions(wave: WaveOut) -> list[str]:
     return found
 
 
+def may_join(wave: WaveOut) -> bool:
+    """Whether machines may still join ``wave`` (a running one deploys to them at once)."""
+    return wave.status in waves.OPEN_WAVE
+
+
 def plan_editable(wave: WaveOut) -> bool:
     """Whether a manager may still change ``wave``'s plan: its gate until it finishes, what it
     takes and its start while it is planned."""
@@ -379,6 +386,7 @@ def live_context(session: Session, campaign: Any, current: Page) -> dict[str, An
         "when": _when(campaign.timezone),
         "zone": campaign.timezone,
         "plan_editable": plan_editable,
+        "may_join": may_join,
         "selection_kinds": SELECTION_KINDS,
         "advances": ADVANCES,
         **describer(current, campaign.timezone),
@@ -420,7 +428,9 @@ def _flash(current: Page) -> dict[str, str] | None:
     kind, wave, action = value.get("k", ""), value.get("w", ""), value.get("a", "")
     if kind == "done" and action in DONE:
         detail = ""
-        if "n" in value:
+        if "j" in value:
+            detail = ", ".join(str(serial) for serial in value["j"])
+        elif "n" in value:
             count = int(value["n"])
             ngettext = ngettext_for(current.language.code)
             detail = ngettext(
@@ -686,6 +696,43 @@ def plan_wave(
     except (Conflict, InvalidInput, NotFound) as error:
         session.rollback()
         flash = {"k": "error", "w": code, "a": "plan", "m": _refusal(error)}
+    token = parts.signer.sign("campaign-flash", flash)
+    target = f"/campaigns/{campaign_id}?flash={token}#wave-{code}"
+    return current.finish(RedirectResponse(target, status_code=303))
+
+
+@router.post(
+    "/campaigns/{campaign_id}/waves/{code}/members",
+    dependencies=[*managers, Depends(csrf_protected)],
+)
+def join_wave(
+    campaign_id: CampaignId,
+    code: str,
+    request: Request,
+    serials: str = Form(""),
+    current: Page = Depends(page),
+    session: Session = Depends(db),
+) -> Response:
+    """Let machines join a wave still open, as ``POST .../waves/{code}/members`` does: the
+    serials are separated by commas, spaces or lines."""
+    assert current.principal is not None  # the rule above admits only signed-in managers
+    parts = server(request)
+    campaign_or_404(session, campaign_id)
+    ctx = Ctx(session=session, actor=current.principal.actor, clock=parts.clock)
+    named = [serial for serial in serials.replace(",", " ").split() if serial]
+    flash: dict[str, Any] = {"k": "done", "w": code, "a": "join", "j": named}
+    try:
+        if not named:
+            problem = FieldProblem("serials", "name at least one machine")
+            raise InvalidInput("no machine was named", [problem])
+        waves.add_members(
+            ctx, parts.library, campaign_id=campaign_id, code=code, serials=named,
+            base_url=parts.settings.effective_base_url,
+        )  # fmt: skip
+        session.commit()
+    except (Conflict, InvalidInput, NotFound) as error:
+        session.rollback()
+        flash = {"k": "error", "w": code, "a": "join", "m": _refusal(error)}
     token = parts.signer.sign("campaign-flash", flash)
     target = f"/campaigns/{campaign_id}?flash={token}#wave-{code}"
     return current.finish(RedirectResponse(target, status_code=303))
