@@ -82,6 +82,18 @@ def test_campaign_from_template_follows_chart_1(
     assert waves["D2"]["gate"]["advance"] == "approval"
 
 
+def test_a_campaign_in_an_unknown_time_zone_is_refused_by_field(
+    client: TestClient, manager: Account, release: str
+) -> None:
+    body = {"name": "x", "release_version": release, "starts_on": "2026-03-02"}
+    answer = client.post(
+        "/api/v1/campaigns", headers=manager.headers, json=body | {"timezone": "Asia/Taipai"}
+    )
+    assert answer.status_code == 422
+    assert "timezone" in answer.text and "unknown time zone" in answer.text
+    assert client.get("/api/v1/campaigns", headers=manager.headers).json() == []
+
+
 def test_a_wave_starts_at_its_time_with_each_deployment_inside_its_visit(
     client: TestClient,
     manager: Account,

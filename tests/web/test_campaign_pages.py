@@ -493,3 +493,78 @@ def test_a_machine_joins_a_running_wave_late_from_its_card(
     assert "Wave D1: the machines joined." in joined.text
     late = [m for m in client.get(url, headers=manager.headers).json() if m["serial"] == "S2-M020"]
     assert late and late[0]["late"] is True
+
+
+def test_a_manager_makes_a_campaign_from_the_page_then_starts_it(
+    client: TestClient, manager: Account, release: str, small_fleet: list[str]
+) -> None:
+    _as(client, manager)
+    page = client.get("/campaigns")
+    assert 'action="/campaigns"' in page.text
+    assert f'<option value="{release}" selected>' in page.text
+    made = client.post(
+        "/campaigns",
+        data={
+            "name": "2027 rollout", "release_version": release, "starts_on": "2027-01-04",
+            "timezone": "Asia/Taipei", "csrf_token": csrf_token(page.text),
+        },
+    )  # fmt: skip
+    assert made.status_code == 200
+    assert "made from chart 1 as a draft" in made.text
+    assert "Start the campaign" in made.text
+    listed = client.get("/api/v1/campaigns", headers=manager.headers).json()
+    assert [(c["name"], c["status"], c["starts_on"]) for c in listed] == [
+        ("2027 rollout", "draft", "2027-01-04")
+    ]
+    assert [w["code"] for w in listed[0]["waves"]] == ["D1", "D2", "E1", "E2", "E3"]
+
+    started = client.post(
+        f"/campaigns/{listed[0]['id']}/start", data={"csrf_token": csrf_token(made.text)}
+    )
+    assert "The campaign is running" in started.text
+    assert "Start the campaign" not in started.text
+    again = client.get(f"/api/v1/campaigns/{listed[0]['id']}", headers=manager.headers)
+    assert again.json()["status"] == "running"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("starts_on", "2027-01-05", "must be a Monday"),
+        ("starts_on", "soon", "Input should be a valid date"),
+        ("timezone", "Mars/Olympus", "unknown time zone &#39;Mars/Olympus&#39;"),
+        ("release_version", "9.9.9", "9.9.9"),
+        ("name", "", "String should have at least 1 character"),
+    ],
+)
+def test_a_campaign_with_a_bad_field_is_not_made_and_the_form_names_it(
+    client: TestClient,
+    manager: Account,
+    release: str,
+    field: str,
+    value: str,
+    named: str,
+) -> None:
+    _as(client, manager)
+    form = {"name": "2027", "release_version": release, "starts_on": "2027-01-04"}
+    token = csrf_token(client.get("/campaigns/new").text)
+    answer = client.post("/campaigns", data=form | {field: value, "csrf_token": token})
+    assert answer.status_code == 422
+    assert "The campaign was not made:" in answer.text
+    assert f"<strong>{field}</strong>" in answer.text
+    assert named in answer.text
+    assert 'aria-invalid="true"' in answer.text
+    assert client.get("/api/v1/campaigns", headers=manager.headers).json() == []
+
+
+def test_a_viewer_reads_how_to_make_a_campaign_but_has_no_form(
+    client: TestClient, make_account: Callable[..., Account], manager: Account, release: str
+) -> None:
+    _as(client, make_account(Role.viewer))
+    page = client.get("/campaigns")
+    assert 'action="/campaigns"' not in page.text
+    assert client.get("/campaigns/new").status_code == 403
+    form = {"name": "x", "release_version": release, "starts_on": "2027-01-04"}
+    answer = client.post("/campaigns", data=form | {"csrf_token": csrf_token(page.text)})
+    assert answer.status_code == 403
+    assert client.get("/api/v1/campaigns", headers=manager.headers).json() == []

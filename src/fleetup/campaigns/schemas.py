@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fleetup.campaigns.gates import GateRule
+from fleetup.core.clock import valid_timezone
 
 
 class Strict(BaseModel):
@@ -24,6 +25,8 @@ class CampaignIn(Strict):
         description="Planning rules: visit_minutes, travel_minutes, working_hours, "
         "max_day_minutes, horizon_days, timezone.",
     )
+
+    _tz = field_validator("timezone")(valid_timezone)
 
 
 class ActivityUpdate(Strict):

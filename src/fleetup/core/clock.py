@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class Clock(Protocol):
@@ -58,3 +59,17 @@ def utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def valid_timezone(name: str) -> str:
+    """``name`` when it is an IANA time zone this machine knows (a pydantic validator).
+
+    Raises:
+        ValueError: it is not, with a message saying what is expected.
+    """
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        wanted = "use an IANA name like Asia/Taipei"
+        raise ValueError(f"unknown time zone {name!r}; {wanted}") from error
+    return name

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
+from fleetup.core.clock import valid_timezone
 from fleetup.fleet.models import MachineState as MachineState
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
@@ -83,16 +83,6 @@ class MaintenanceWindow(Strict):
         return self
 
 
-def _valid_timezone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ValueError(
-            f"unknown time zone {name!r}; use an IANA name like Asia/Taipei"
-        ) from error
-    return name
-
-
 class SiteIn(Strict):
     customer_code: str = Field(min_length=1, max_length=32)
     code: str = Field(min_length=1, max_length=32, pattern=CODE)
@@ -101,7 +91,7 @@ class SiteIn(Strict):
     timezone: str = "Asia/Taipei"
     maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list)
 
-    _tz = field_validator("timezone")(_valid_timezone)
+    _tz = field_validator("timezone")(valid_timezone)
 
 
 class SiteUpdate(Strict):
@@ -113,7 +103,7 @@ class SiteUpdate(Strict):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str | None) -> str | None:
-        return None if value is None else _valid_timezone(value)
+        return None if value is None else valid_timezone(value)
 
 
 class SiteOut(BaseModel):

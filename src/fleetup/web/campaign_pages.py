@@ -35,6 +35,7 @@ from fleetup.campaigns.gates import GateRule
 from fleetup.campaigns.report import CampaignReport
 from fleetup.campaigns.schemas import (
     ActivityUpdate,
+    CampaignIn,
     CampaignOut,
     MemberOut,
     Selection,
@@ -47,6 +48,7 @@ from fleetup.core.i18n import ngettext_for
 from fleetup.core.security import LinkInvalid, Role
 from fleetup.fleet import service as fleet
 from fleetup.fleet.schemas import MachineFilter
+from fleetup.releases import service as releases
 from fleetup.web.guard import PageError, csrf_protected, signed_in
 from fleetup.web.language import N_, MachineState
 from fleetup.web.params import page_row_id
@@ -99,8 +101,11 @@ DONE: dict[str, str] = {
     "plan": N_("Wave %(wave)s: the plan is saved."),
     "activity": N_("Activity %(wave)s is saved."),
     "join": N_("Wave %(wave)s: the machines joined."),
+    "created": N_("The campaign is made from chart 1 as a draft: size its waves, then start it."),
+    "started": N_("The campaign is running: each wave starts at its planned time."),
 }
 REFUSED: dict[str, str] = {
+    "started": N_("The campaign did not start."),
     "plan": N_("Wave %(wave)s: the plan was not changed."),
     "join": N_("Wave %(wave)s: no machine joined."),
     "activity": N_("Activity %(wave)s was not changed."),
@@ -456,12 +461,125 @@ def _flash(current: Page) -> dict[str, str] | None:
     return None
 
 
+def _may_manage(current: Page) -> bool:
+    principal = current.principal
+    return principal is not None and principal.role in {Role.admin, Role.manager}
+
+
+def _next_monday(today: datetime) -> str:
+    return (today.date() + timedelta(days=(7 - today.weekday()) % 7 or 7)).isoformat()
+
+
+def _new_campaign(
+    current: Page,
+    session: Session,
+    *,
+    values: dict[str, str] | None = None,
+    problems: Sequence[FieldProblem] = (),
+    status_code: int = 200,
+) -> Response:
+    """The page of a campaign to make: the form for a manager, the commands for anyone."""
+    versions = [release.version for release in reversed(releases.get_all(session))]
+    shown = {
+        "name": "",
+        "release_version": versions[0] if versions else "",
+        "starts_on": _next_monday(current.server.clock.now()),
+        "timezone": "Asia/Taipei",
+    } | (values or {})
+    return current.render(
+        "campaign_none.html",
+        status_code=status_code,
+        nav="campaigns",
+        may_create=_may_manage(current),
+        any_campaign=bool(service.get_all(session)),
+        versions=versions,
+        values=shown,
+        problems=problems,
+    )
+
+
 @router.get("/campaigns", dependencies=readers)
 def campaigns_home(current: Page = Depends(page), session: Session = Depends(db)) -> Response:
     found = service.get_all(session)
     if found:
         return current.finish(RedirectResponse(f"/campaigns/{found[-1].id}", status_code=303))
-    return current.render("campaign_none.html", nav="campaigns")
+    return _new_campaign(current, session)
+
+
+@router.get("/campaigns/new", dependencies=[*managers])
+def campaign_form(current: Page = Depends(page), session: Session = Depends(db)) -> Response:
+    """The form of a new campaign from chart 1 (the latest one stays at ``/campaigns``)."""
+    return _new_campaign(current, session)
+
+
+@router.post("/campaigns", dependencies=[*managers, Depends(csrf_protected)])
+def create_campaign(
+    request: Request,
+    name: str = Form(""),
+    release_version: str = Form(""),
+    starts_on: str = Form(""),
+    timezone: str = Form(""),
+    current: Page = Depends(page),
+    session: Session = Depends(db),
+) -> Response:
+    """Make a campaign from chart 1 in draft, as ``POST /api/v1/campaigns`` does; a bad field
+    comes back on the form, named, and nothing is made."""
+    assert current.principal is not None  # the rule above admits only signed-in managers
+    parts = server(request)
+    values = {
+        "name": name.strip(),
+        "release_version": release_version.strip(),
+        "starts_on": starts_on.strip(),
+        "timezone": timezone.strip() or "Asia/Taipei",
+    }
+    ctx = Ctx(session=session, actor=current.principal.actor, clock=parts.clock)
+    try:
+        try:
+            data = CampaignIn.model_validate(values)
+        except ValidationError as error:
+            problems = [
+                FieldProblem(".".join(str(p) for p in item["loc"]), item["msg"])
+                for item in error.errors()
+            ]
+            raise InvalidInput("the campaign is not valid", problems) from error
+        made = service.create_from_template(ctx, parts.library, data)
+        session.commit()
+    except NotFound as error:
+        session.rollback()
+        problem = FieldProblem("release_version", str(error))
+        return _new_campaign(current, session, values=values, problems=[problem], status_code=422)
+    except InvalidInput as error:
+        session.rollback()
+        return _new_campaign(
+            current, session, values=values, problems=error.problems, status_code=422
+        )
+    token = parts.signer.sign("campaign-flash", {"k": "done", "w": "", "a": "created"})
+    return current.finish(RedirectResponse(f"/campaigns/{made.id}?flash={token}", status_code=303))
+
+
+@router.post("/campaigns/{campaign_id}/start", dependencies=[*managers, Depends(csrf_protected)])
+def start_campaign(
+    campaign_id: CampaignId,
+    request: Request,
+    current: Page = Depends(page),
+    session: Session = Depends(db),
+) -> Response:
+    """Set a draft campaign running, as ``POST /api/v1/campaigns/{id}/start`` does."""
+    assert current.principal is not None  # the rule above admits only signed-in managers
+    parts = server(request)
+    campaign_or_404(session, campaign_id)
+    ctx = Ctx(session=session, actor=current.principal.actor, clock=parts.clock)
+    flash: dict[str, str] = {"k": "done", "w": "", "a": "started"}
+    try:
+        service.start(ctx, campaign_id=campaign_id)
+        session.commit()
+    except Conflict as error:
+        session.rollback()
+        flash = {"k": "error", "w": "", "a": "started", "m": str(error)}
+    token = parts.signer.sign("campaign-flash", flash)
+    return current.finish(
+        RedirectResponse(f"/campaigns/{campaign_id}?flash={token}", status_code=303)
+    )
 
 
 @router.get("/campaigns/{campaign_id}", dependencies=readers)
