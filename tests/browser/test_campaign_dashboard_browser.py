@@ -124,7 +124,7 @@ def test_wave_counts_follow_the_campaign_without_a_reload(
                 assert box is not None and box["height"] < 40, box
 
             # A manager changing a wave's plan keeps what they typed while the board moves.
-            plan = page.locator("#wave-E1 details.wave-plan")
+            plan = page.locator("#wave-E1 details.wave-plan:not(.wave-plan--join)")
             plan.locator("summary").click()
             page.locator("#count-E1").fill("12")
             aborted = client.post(

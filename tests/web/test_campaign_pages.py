@@ -20,7 +20,10 @@ from fleetup.campaigns import report
 from fleetup.campaigns.report import CampaignReport, StepLine
 from fleetup.campaigns.scheduled import check_gates
 from fleetup.core.clock import ManualClock
+from fleetup.core.context import Ctx
 from fleetup.core.security import Role
+from fleetup.fleet import service as fleet
+from fleetup.fleet.schemas import MachineState, MachineUpdate
 from support import Account
 
 pytest_plugins = ["campaigns.conftest"]
@@ -568,3 +571,36 @@ def test_a_viewer_reads_how_to_make_a_campaign_but_has_no_form(
     answer = client.post("/campaigns", data=form | {"csrf_token": csrf_token(page.text)})
     assert answer.status_code == 403
     assert client.get("/api/v1/campaigns", headers=manager.headers).json() == []
+
+
+def test_a_manager_records_the_shutdown_once_nothing_blocks_it(
+    client: TestClient, manager: Account, campaign: dict[str, Any], small_fleet: list[str], ctx: Ctx
+) -> None:
+    _as(client, manager)
+    page = client.get(f"/campaigns/{campaign['id']}").text
+    assert 'action="/campaigns/{}/shutdown"'.format(campaign["id"]) not in page  # 40 block it
+    form = {"archive": "nas://old-system/2026.tar", "reason": "every machine moved"}
+    refused = client.post(
+        f"/campaigns/{campaign['id']}/shutdown", data=form | {"csrf_token": csrf_token(page)}
+    )
+    assert "The shutdown was not recorded." in refused.text
+    assert "40 machines not on the new platform" in refused.text
+
+    for serial in small_fleet:
+        fleet.update_machine(ctx, serial=serial, data=MachineUpdate(state=MachineState.retired))
+    ctx.session.commit()
+    page = client.get(f"/campaigns/{campaign['id']}").text
+    assert "Record the shutdown" in page
+    empty = client.post(
+        f"/campaigns/{campaign['id']}/shutdown",
+        data={"archive": " ", "reason": "x", "csrf_token": csrf_token(page)},
+    )
+    assert "archive: String should have at least 1 character" in empty.text
+    done = client.post(
+        f"/campaigns/{campaign['id']}/shutdown", data=form | {"csrf_token": csrf_token(page)}
+    )
+    assert "The old system&#39;s shutdown is recorded." in done.text
+    assert "its archive is kept at nas://old-system/2026.tar" in done.text
+    assert "Record the shutdown" not in done.text
+    gate = client.get(f"/api/v1/campaigns/{campaign['id']}/shutdown", headers=manager.headers)
+    assert gate.json()["shut_down"] is True

@@ -39,6 +39,7 @@ from fleetup.campaigns.schemas import (
     CampaignOut,
     MemberOut,
     Selection,
+    ShutdownIn,
     WaveOut,
     WaveUpdate,
 )
@@ -103,9 +104,11 @@ DONE: dict[str, str] = {
     "join": N_("Wave %(wave)s: the machines joined."),
     "created": N_("The campaign is made from chart 1 as a draft: size its waves, then start it."),
     "started": N_("The campaign is running: each wave starts at its planned time."),
+    "shutdown": N_("The old system's shutdown is recorded."),
 }
 REFUSED: dict[str, str] = {
     "started": N_("The campaign did not start."),
+    "shutdown": N_("The shutdown was not recorded."),
     "plan": N_("Wave %(wave)s: the plan was not changed."),
     "join": N_("Wave %(wave)s: no machine joined."),
     "activity": N_("Activity %(wave)s was not changed."),
@@ -891,6 +894,41 @@ def track_activity(
         flash = {"k": "error", "w": code, "a": "activity", "m": _refusal(error)}
     token = parts.signer.sign("campaign-flash", flash)
     target = f"/campaigns/{campaign_id}?flash={token}#activity-{code}"
+    return current.finish(RedirectResponse(target, status_code=303))
+
+
+@router.post("/campaigns/{campaign_id}/shutdown", dependencies=[*managers, Depends(csrf_protected)])
+def record_shutdown(
+    campaign_id: CampaignId,
+    request: Request,
+    reason: str = Form(""),
+    archive: str = Form(""),
+    current: Page = Depends(page),
+    session: Session = Depends(db),
+) -> Response:
+    """Record the old system's shutdown (E4), as ``POST .../shutdown`` does: refused while
+    anything blocks it, and with a reason and the archive's place."""
+    assert current.principal is not None  # the rule above admits only signed-in managers
+    parts = server(request)
+    campaign_or_404(session, campaign_id)
+    ctx = Ctx(session=session, actor=current.principal.actor, clock=parts.clock)
+    flash: dict[str, str] = {"k": "done", "w": "", "a": "shutdown"}
+    try:
+        try:
+            data = ShutdownIn.model_validate({"reason": reason.strip(), "archive": archive.strip()})
+        except ValidationError as error:
+            problems = [
+                FieldProblem(".".join(str(p) for p in item["loc"]), item["msg"])
+                for item in error.errors()
+            ]
+            raise InvalidInput("the shutdown is not valid", problems) from error
+        shutdown.shut_down(ctx, campaign_id=campaign_id, data=data)
+        session.commit()
+    except (Conflict, InvalidInput) as error:
+        session.rollback()
+        flash = {"k": "error", "w": "", "a": "shutdown", "m": _refusal(error)}
+    token = parts.signer.sign("campaign-flash", flash)
+    target = f"/campaigns/{campaign_id}?flash={token}#shutdown"
     return current.finish(RedirectResponse(target, status_code=303))
 
 
