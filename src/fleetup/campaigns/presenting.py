@@ -146,6 +146,14 @@ def day_bounds(campaign: Campaign, day: str) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
+def visits_between(
+    session: Session, campaign: Campaign, *, start: datetime, end: datetime
+) -> list[Visit]:
+    """The campaign's visits planned to begin from ``start`` until ``end``, cancelled or not."""
+    rows = deployments.visits_for(session, campaign_id=campaign.id, day_start=start, day_end=end)
+    return [visit for visit, _, _ in rows]
+
+
 def visit_out(visit: Visit, machine: Machine, wave_code: str, instance_id: int | None) -> VisitOut:
     return VisitOut(
         id=visit.id,

@@ -19,6 +19,7 @@ from fleetup.web import (
     fleet_pages,
     notification_pages,
     operations_pages,
+    schedule_pages,
     technician_pages,
     upgrade_pages,
 )
@@ -35,6 +36,7 @@ def mount(app: FastAPI) -> None:
         fleet_pages,
         upgrade_pages,
         campaign_pages,
+        schedule_pages,
         technician_pages,
         operations_pages,
         notification_pages,
