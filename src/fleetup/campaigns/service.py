@@ -59,11 +59,9 @@ def create_from_template(ctx: Ctx, library: SopLibrary, data: CampaignIn) -> Cam
     try:
         rules = ScheduleRules.model_validate(data.schedule or {})
     except ValidationError as error:
-        problems = [
-            FieldProblem("schedule." + ".".join(str(p) for p in item["loc"]), item["msg"])
-            for item in error.errors()
-        ]
-        raise InvalidInput("the schedule rules are not valid", problems) from error
+        raise InvalidInput.of(
+            "the schedule rules are not valid", error, prefix="schedule."
+        ) from error
     plan = plan_from(library.current(PROJECT_CHART))
     campaign = Campaign(
         name=data.name,

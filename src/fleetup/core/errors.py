@@ -14,6 +14,10 @@ the API can answer with RFC 9457 problem details and the CLI can print a table.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 @dataclass(frozen=True)
@@ -59,3 +63,17 @@ class InvalidInput(FleetupError):
     def __init__(self, message: str, problems: list[FieldProblem] | None = None) -> None:
         super().__init__(message)
         self.problems = problems or []
+
+    @classmethod
+    def of(
+        cls, message: str, error: ValidationError, *, prefix: str = "", empty: str = ""
+    ) -> InvalidInput:
+        """``message``, with a problem per error pydantic found, each naming its field by its
+        path (``gate.error_count``) after ``prefix``; ``empty`` names a problem of the whole."""
+        return cls(
+            message,
+            [
+                FieldProblem(prefix + (".".join(str(p) for p in item["loc"]) or empty), item["msg"])
+                for item in error.errors()
+            ],
+        )

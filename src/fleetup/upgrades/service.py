@@ -306,11 +306,7 @@ class Steps:
         try:
             parsed = parse_event(data)
         except ValidationError as error:
-            problems = [
-                FieldProblem(".".join(str(p) for p in item["loc"]) or "type", item["msg"])
-                for item in error.errors()
-            ]
-            raise InvalidInput("the event is not valid", problems) from error
+            raise InvalidInput.of("the event is not valid", error, empty="type") from error
         try:
             step = engine.apply(self.definition, self.state, parsed)
         except EngineError as error:

@@ -540,11 +540,7 @@ def create_campaign(
         try:
             data = CampaignIn.model_validate(values)
         except ValidationError as error:
-            problems = [
-                FieldProblem(".".join(str(p) for p in item["loc"]), item["msg"])
-                for item in error.errors()
-            ]
-            raise InvalidInput("the campaign is not valid", problems) from error
+            raise InvalidInput.of("the campaign is not valid", error) from error
         made = service.create_from_template(ctx, parts.library, data)
         session.commit()
     except NotFound as error:
@@ -882,11 +878,7 @@ def track_activity(
         try:
             data = ActivityUpdate.model_validate({"owner": owner.strip(), "status": status})
         except ValidationError as error:
-            problems = [
-                FieldProblem(".".join(str(p) for p in item["loc"]), item["msg"])
-                for item in error.errors()
-            ]
-            raise InvalidInput("the activity is not valid", problems) from error
+            raise InvalidInput.of("the activity is not valid", error) from error
         service.update_activity(ctx, campaign_id=campaign_id, code=code, data=data)
         session.commit()
     except (Conflict, InvalidInput, NotFound) as error:
@@ -917,11 +909,7 @@ def record_shutdown(
         try:
             data = ShutdownIn.model_validate({"reason": reason.strip(), "archive": archive.strip()})
         except ValidationError as error:
-            problems = [
-                FieldProblem(".".join(str(p) for p in item["loc"]), item["msg"])
-                for item in error.errors()
-            ]
-            raise InvalidInput("the shutdown is not valid", problems) from error
+            raise InvalidInput.of("the shutdown is not valid", error) from error
         shutdown.shut_down(ctx, campaign_id=campaign_id, data=data)
         session.commit()
     except (Conflict, InvalidInput) as error:
