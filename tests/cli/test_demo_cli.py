@@ -32,6 +32,10 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
     port = _free_port()
@@ -51,6 +55,9 @@ def demo(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            # As in a terminal, where Ctrl-C interrupts: a test run started in the background
+            # of a shell would hand the demo SIGINT ignored, and Python keeps it ignored.
+            preexec_fn=_interruptible,
         )
     try:
         yield f"http://127.0.0.1:{port}", process, log
