@@ -464,6 +464,19 @@ def _flash(current: Page) -> dict[str, str] | None:
     return None
 
 
+def _manager_ctx(current: Page, session: Session) -> Ctx:
+    """The context of a manager's form: their session, their name, the server's clock."""
+    assert current.principal is not None  # the forms' rule admits only signed-in managers
+    return Ctx(session=session, actor=current.principal.actor, clock=current.server.clock)
+
+
+def _back(current: Page, campaign_id: int, flash: dict[str, Any], anchor: str = "") -> Response:
+    """Back to the dashboard (at ``anchor``) with ``flash`` as its signed one-time message."""
+    token = current.server.signer.sign("campaign-flash", flash)
+    target = f"/campaigns/{campaign_id}?flash={token}" + (f"#{anchor}" if anchor else "")
+    return current.finish(RedirectResponse(target, status_code=303))
+
+
 def _may_manage(current: Page) -> bool:
     principal = current.principal
     return principal is not None and principal.role in {Role.admin, Role.manager}
@@ -527,7 +540,6 @@ def create_campaign(
 ) -> Response:
     """Make a campaign from chart 1 in draft, as ``POST /api/v1/campaigns`` does; a bad field
     comes back on the form, named, and nothing is made."""
-    assert current.principal is not None  # the rule above admits only signed-in managers
     parts = server(request)
     values = {
         "name": name.strip(),
@@ -535,7 +547,7 @@ def create_campaign(
         "starts_on": starts_on.strip(),
         "timezone": timezone.strip() or "Asia/Taipei",
     }
-    ctx = Ctx(session=session, actor=current.principal.actor, clock=parts.clock)
+    ctx = _manager_ctx(current, session)
     try:
         try:
             data = CampaignIn.model_validate(values)
@@ -552,22 +564,18 @@ def create_campaign(
         return _new_campaign(
             current, session, values=values, problems=error.problems, status_code=422
         )
-    token = parts.signer.sign("campaign-flash", {"k": "done", "w": "", "a": "created"})
-    return current.finish(RedirectResponse(f"/campaigns/{made.id}?flash={token}", status_code=303))
+    return _back(current, made.id, {"k": "done", "w": "", "a": "created"})
 
 
 @router.post("/campaigns/{campaign_id}/start", dependencies=[*managers, Depends(csrf_protected)])
 def start_campaign(
     campaign_id: CampaignId,
-    request: Request,
     current: Page = Depends(page),
     session: Session = Depends(db),
 ) -> Response:
     """Set a draft campaign running, as ``POST /api/v1/campaigns/{id}/start`` does."""
-    assert current.principal is not None  # the rule above admits only signed-in managers
-    parts = server(request)
     campaign_or_404(session, campaign_id)
-    ctx = Ctx(session=session, actor=current.principal.actor, clock=parts.clock)
+    ctx = _manager_ctx(current, session)
     flash: dict[str, str] = {"k": "done", "w": "", "a": "started"}
     try:
         service.start(ctx, campaign_id=campaign_id)
@@ -575,10 +583,7 @@ def start_campaign(
     except Conflict as error:
         session.rollback()
         flash = {"k": "error", "w": "", "a": "started", "m": str(error)}
-    token = parts.signer.sign("campaign-flash", flash)
-    return current.finish(
-        RedirectResponse(f"/campaigns/{campaign_id}?flash={token}", status_code=303)
-    )
+    return _back(current, campaign_id, flash)
 
 
 @router.get("/campaigns/{campaign_id}", dependencies=readers)
@@ -658,10 +663,9 @@ def decide(
     current: Page = Depends(page),
     session: Session = Depends(db),
 ) -> Response:
-    assert current.principal is not None  # the rule above admits only signed-in managers
     parts = server(request)
     campaign_or_404(session, campaign_id)
-    ctx = Ctx(session=session, actor=current.principal.actor, clock=parts.clock)
+    ctx = _manager_ctx(current, session)
     simple: dict[str, Callable[..., Any]] = {
         "approve": waves.approve,
         "pause": waves.pause,
@@ -683,9 +687,7 @@ def decide(
     except (Conflict, InvalidInput, NotFound) as error:
         session.rollback()
         flash = {"k": "error", "w": code, "a": action, "m": str(error)}
-    token = parts.signer.sign("campaign-flash", flash)
-    target = f"/campaigns/{campaign_id}?flash={token}#wave-{code}"
-    return current.finish(RedirectResponse(target, status_code=303))
+    return _back(current, campaign_id, flash, f"wave-{code}")
 
 
 def _number(form: dict[str, str], name: str, *, scale: float = 1.0) -> float | None:
@@ -777,7 +779,6 @@ def _refusal(error: Conflict | InvalidInput | NotFound) -> str:
 def plan_wave(
     campaign_id: CampaignId,
     code: str,
-    request: Request,
     kind: str = Form(""),
     count: str = Form(""),
     percent: str = Form(""),
@@ -793,15 +794,13 @@ def plan_wave(
     session: Session = Depends(db),
 ) -> Response:
     """Change what a wave takes, its start and its gate, as ``PATCH .../waves/{code}`` does."""
-    assert current.principal is not None  # the rule above admits only signed-in managers
-    parts = server(request)
     campaign = campaign_or_404(session, campaign_id)
     form = {
         "kind": kind, "count": count, "percent": percent, "customer": customer, "site": site,
         "model": model, "planned_start": planned_start, "success_percent": success_percent,
         "advance": advance, "error_count": error_count, "error_percent": error_percent,
     }  # fmt: skip
-    ctx = Ctx(session=session, actor=current.principal.actor, clock=parts.clock)
+    ctx = _manager_ctx(current, session)
     flash: dict[str, Any] = {"k": "done", "w": code, "a": "plan"}
     try:
         update = plan_update(form, campaign.timezone)
@@ -813,9 +812,7 @@ def plan_wave(
     except (Conflict, InvalidInput, NotFound) as error:
         session.rollback()
         flash = {"k": "error", "w": code, "a": "plan", "m": _refusal(error)}
-    token = parts.signer.sign("campaign-flash", flash)
-    target = f"/campaigns/{campaign_id}?flash={token}#wave-{code}"
-    return current.finish(RedirectResponse(target, status_code=303))
+    return _back(current, campaign_id, flash, f"wave-{code}")
 
 
 @router.post(
@@ -832,10 +829,9 @@ def join_wave(
 ) -> Response:
     """Let machines join a wave still open, as ``POST .../waves/{code}/members`` does: the
     serials are separated by commas, spaces or lines."""
-    assert current.principal is not None  # the rule above admits only signed-in managers
     parts = server(request)
     campaign_or_404(session, campaign_id)
-    ctx = Ctx(session=session, actor=current.principal.actor, clock=parts.clock)
+    ctx = _manager_ctx(current, session)
     named = [serial for serial in serials.replace(",", " ").split() if serial]
     flash: dict[str, Any] = {"k": "done", "w": code, "a": "join", "j": named}
     try:
@@ -850,9 +846,7 @@ def join_wave(
     except (Conflict, InvalidInput, NotFound) as error:
         session.rollback()
         flash = {"k": "error", "w": code, "a": "join", "m": _refusal(error)}
-    token = parts.signer.sign("campaign-flash", flash)
-    target = f"/campaigns/{campaign_id}?flash={token}#wave-{code}"
-    return current.finish(RedirectResponse(target, status_code=303))
+    return _back(current, campaign_id, flash, f"wave-{code}")
 
 
 @router.post(
@@ -862,17 +856,14 @@ def join_wave(
 def track_activity(
     campaign_id: CampaignId,
     code: str,
-    request: Request,
     owner: str = Form(""),
     status: str = Form(""),
     current: Page = Depends(page),
     session: Session = Depends(db),
 ) -> Response:
     """Set an activity's owner and status, as ``PATCH .../activities/{code}`` does."""
-    assert current.principal is not None  # the rule above admits only signed-in managers
-    parts = server(request)
     campaign_or_404(session, campaign_id)
-    ctx = Ctx(session=session, actor=current.principal.actor, clock=parts.clock)
+    ctx = _manager_ctx(current, session)
     flash: dict[str, str] = {"k": "done", "w": code, "a": "activity"}
     try:
         try:
@@ -884,15 +875,12 @@ def track_activity(
     except (Conflict, InvalidInput, NotFound) as error:
         session.rollback()
         flash = {"k": "error", "w": code, "a": "activity", "m": _refusal(error)}
-    token = parts.signer.sign("campaign-flash", flash)
-    target = f"/campaigns/{campaign_id}?flash={token}#activity-{code}"
-    return current.finish(RedirectResponse(target, status_code=303))
+    return _back(current, campaign_id, flash, f"activity-{code}")
 
 
 @router.post("/campaigns/{campaign_id}/shutdown", dependencies=[*managers, Depends(csrf_protected)])
 def record_shutdown(
     campaign_id: CampaignId,
-    request: Request,
     reason: str = Form(""),
     archive: str = Form(""),
     current: Page = Depends(page),
@@ -900,10 +888,8 @@ def record_shutdown(
 ) -> Response:
     """Record the old system's shutdown (E4), as ``POST .../shutdown`` does: refused while
     anything blocks it, and with a reason and the archive's place."""
-    assert current.principal is not None  # the rule above admits only signed-in managers
-    parts = server(request)
     campaign_or_404(session, campaign_id)
-    ctx = Ctx(session=session, actor=current.principal.actor, clock=parts.clock)
+    ctx = _manager_ctx(current, session)
     flash: dict[str, str] = {"k": "done", "w": "", "a": "shutdown"}
     try:
         try:
@@ -915,9 +901,7 @@ def record_shutdown(
     except (Conflict, InvalidInput) as error:
         session.rollback()
         flash = {"k": "error", "w": "", "a": "shutdown", "m": _refusal(error)}
-    token = parts.signer.sign("campaign-flash", flash)
-    target = f"/campaigns/{campaign_id}?flash={token}#shutdown"
-    return current.finish(RedirectResponse(target, status_code=303))
+    return _back(current, campaign_id, flash, "shutdown")
 
 
 # -- the report and the exports ----------------------------------------------------------------
